@@ -31,3 +31,7 @@ bench: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Re-execute every notebook in place so the committed copies show their outputs and figures.
+notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 notebooks/[0-9]*.ipynb

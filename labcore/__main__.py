@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv or "-h" in argv or "--help" in argv else 2
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (FileNotFoundError, ValueError) as err:
+        # bad input (a missing file, a wrong setting): say what and where, without a traceback
+        print(f"labcore {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,277 @@
+"""Stage 2: the bidirectional transformer that predicts masked VQGAN tokens.
+
+Module names and layout are the course's (so its checkpoints load as they are):
+
+    tokens (B, 256) in [0, K]   (K = num_codebook_vectors is the mask token)
+    x = Dropout(LN(tok_emb(tokens) + pos_emb))              LN: LayerNorm eps 1e-12
+    blocks.N:  x = LayerNorm1(x + Dropout(Attention(x)))    post-norm
+               x = LayerNorm2(x + MLP(x))                   MLP = Linear, GELU, Linear, Dropout
+    h = Token_Prediction(x)                                 Linear, GELU, LayerNorm
+    logits = h @ tok_emb.weight.T + bias                    (B, 256, K+1), weights tied to tok_emb
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .attention import MultiHeadAttention
+from .paths import CHECKPOINT_DIR
+from .runtime import check_state_dict, load_file
+
+BUNDLED_NAME = "transformer_emoji64"
+
+
+@dataclass
+class TransformerConfig:
+    """Defaults are the course's official stage-2 config (``MaskGit.yml``)."""
+    num_image_tokens: int = 256       # 16 x 16 latent grid
+    num_codebook_vectors: int = 1024  # K; token id K is the mask token
+    dim: int = 768
+    n_layers: int = 15
+    hidden_dim: int = 1536
+    num_heads: int = 16
+    dropout: float = 0.1              # embedding, residual and MLP dropout
+    attn_drop: float = 0.1            # dropout on attention weights
+    fused_attention: bool = True      # F.scaled_dot_product_attention (same weights, faster)
+
+    def __post_init__(self):
+        for name in ("num_image_tokens", "num_codebook_vectors", "dim", "n_layers", "hidden_dim", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"transformer config: {name} must be a positive integer, got {value!r}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"transformer config: dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
+        for name in ("dropout", "attn_drop"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ValueError(f"transformer config: {name} must be in [0, 1), got {getattr(self, name)!r}")
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.num_codebook_vectors
+
+    @classmethod
+    def from_dict(cls, cfg: dict, source: str = "transformer config") -> "TransformerConfig":
+        """Accepts a flat dict, ``{Transformer_param: ...}`` or the course's
+        ``{model_param: {Transformer_param: ...}}`` (extra lab keys such as gamma_type are ignored
+        at the outer levels; unknown keys inside the transformer's own block are errors)."""
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{source}: expected a mapping, got {type(cfg).__name__}")
+        cfg = cfg.get("model_param", cfg)
+        cfg = cfg.get("Transformer_param", cfg) if isinstance(cfg, dict) else cfg
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{source}: Transformer_param must be a mapping")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown transformer key(s) {unknown}; known: {sorted(known)}")
+        return cls(**cfg)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TransformerConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"transformer config not found: {path}")
+        with open(path) as f:
+            return cls.from_dict(yaml.safe_load(f) or {}, source=str(path))
+
+    def to_course_dict(self) -> dict:
+        """The course's YAML form (``model_param.Transformer_param``) plus labcore's extra keys."""
+        return {"model_param": {"Transformer_param": asdict(self),
+                                "num_codebook_vectors": self.num_codebook_vectors,
+                                "num_image_tokens": self.num_image_tokens}}
+
+
+class Block(nn.Module):
+    """One post-norm encoder block (the course calls it ``Encoder``)."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.Attention = MultiHeadAttention(cfg.dim, cfg.num_heads, cfg.attn_drop, fused=cfg.fused_attention)
+        self.LayerNorm1 = nn.LayerNorm(cfg.dim, eps=1e-12)
+        self.LayerNorm2 = nn.LayerNorm(cfg.dim, eps=1e-12)
+        self.MLP = nn.Sequential(nn.Linear(cfg.dim, cfg.hidden_dim), nn.GELU(),
+                                 nn.Linear(cfg.hidden_dim, cfg.dim), nn.Dropout(cfg.dropout))
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        attn = self.Attention(x, return_attention=return_attention)        # (B, N, dim)
+        attn, weights = attn if return_attention else (attn, None)
+        x = self.LayerNorm1(x + self.dropout(attn))                          # (B, N, dim)
+        x = self.LayerNorm2(x + self.MLP(x))                                 # (B, N, dim)
+        return x, weights
+
+
+class BidirectionalTransformer(nn.Module):
+    def __init__(self, config: TransformerConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or TransformerConfig()
+        K, N = cfg.num_codebook_vectors, cfg.num_image_tokens
+        self.tok_emb = nn.Embedding(K + 1, cfg.dim)                  # +1: the mask token
+        self.pos_emb = nn.Parameter(torch.zeros(N, cfg.dim))
+        self.blocks = nn.Sequential(*[Block(cfg) for _ in range(cfg.n_layers)])
+        self.Token_Prediction = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(),
+                                              nn.LayerNorm(cfg.dim, eps=1e-12))
+        self.bias = nn.Parameter(torch.zeros(N, K + 1))
+        self.LN = nn.LayerNorm(cfg.dim, eps=1e-12)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.apply(self._init_weights)
+        nn.init.trunc_normal_(self.pos_emb, 0.0, 0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        # the course template's init: truncated normal(0, 0.02), zero biases, unit LayerNorms
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def mask_token_id(self) -> int:
+        return self.config.mask_token_id
+
+    def set_fused_attention(self, fused: bool) -> "BidirectionalTransformer":
+        for block in self.blocks:
+            block.Attention.fused = fused
+        return self
+
+    def forward(self, tokens: torch.Tensor, return_attention: bool = False):
+        """tokens (B, N) long in [0, K] -> logits (B, N, K+1); with ``return_attention`` also a
+        list of per-layer attention weights, each (B, heads, N, N)."""
+        B, N = tokens.shape
+        if N != self.pos_emb.shape[0]:
+            raise ValueError(f"expected {self.pos_emb.shape[0]} tokens per image, got {N}")
+        x = self.drop(self.LN(self.tok_emb(tokens) + self.pos_emb))         # (B, N, dim)
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, return_attention=return_attention)         # (B, N, dim)
+            maps.append(weights)
+        h = self.Token_Prediction(x)                                         # (B, N, dim)
+        logits = h @ self.tok_emb.weight.T + self.bias                       # (B, N, K+1)
+        return (logits, maps) if return_attention else logits
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay matrices; no decay for biases, LayerNorms, embeddings."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            is_matrix = p.ndim >= 2 and name not in ("tok_emb.weight", "pos_emb", "bias")
+            (decay if is_matrix else no_decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+_SEPARATE_QKV = re.compile(r"^(.*\.Attention)\.(query|key|value|q|k|v)\.(weight|bias)$")
+_OUT_PROJ = re.compile(r"^(.*\.Attention)\.(out|out_proj)\.(weight|bias)$")
+
+
+def convert_state_dict(state: dict) -> dict:
+    """Map a student checkpoint whose attention uses separate ``query``/``key``/``value`` (or
+    ``q``/``k``/``v``) projections and ``out`` for the output onto the fused ``qkv`` + ``proj``
+    layout. Already-fused state dicts come back unchanged (a new dict)."""
+    parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    converted = {}
+    for key, value in state.items():
+        if m := _SEPARATE_QKV.match(key):
+            prefix, which, kind = m.groups()
+            parts.setdefault((prefix, kind), {})[which[0]] = value   # query->q, key->k, value->v
+        elif m := _OUT_PROJ.match(key):
+            converted[f"{m.group(1)}.proj.{m.group(3)}"] = value
+        else:
+            converted[key] = value
+    for (prefix, kind), qkv in parts.items():
+        missing = [n for n in "qkv" if n not in qkv]
+        if missing:
+            raise ValueError(f"{prefix}: found separate attention projections but not {missing} ({kind})")
+        converted[f"{prefix}.qkv.{kind}"] = torch.cat([qkv["q"], qkv["k"], qkv["v"]], dim=0)
+    return converted
+
+
+def config_from_state_dict(state: dict, num_heads: int = 16, **overrides) -> TransformerConfig:
+    """Read dim, layers, hidden size, K and N off the tensor shapes (heads cannot be read off:
+    the course uses 16)."""
+    try:
+        K1, dim = state["tok_emb.weight"].shape
+        N = state["pos_emb"].shape[0]
+        hidden = state["blocks.0.MLP.0.weight"].shape[0]
+    except KeyError as err:
+        raise ValueError(f"not a stage-2 transformer state dict (no {err.args[0]!r})") from None
+    layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    cfg = dict(num_image_tokens=N, num_codebook_vectors=K1 - 1, dim=dim, n_layers=layers,
+               hidden_dim=hidden, num_heads=num_heads)
+    cfg.update(overrides)
+    return TransformerConfig(**cfg)
+
+
+def _describe_wrong_file(state: Any, source: str) -> str | None:
+    if not isinstance(state, dict):
+        return f"{source}: expected a transformer state dict, got {type(state).__name__}"
+    keys = [k for k in state if isinstance(k, str)]
+    if any(k.startswith(("encoder.", "decoder.", "codebook.", "quant_conv.")) for k in keys):
+        return (f"{source} looks like a stage-1 VQGAN checkpoint (encoder/decoder/codebook keys), "
+                "not a stage-2 transformer; pass it as the tokenizer instead")
+    if "optimizer" in state or "train_state" in state:
+        return (f"{source} is a training-state file (optimizer, step...), not a transformer "
+                "checkpoint; pass the transformer-only file (e.g. runs/<name>/last.pt)")
+    return None
+
+
+def load_state(path: str | Path) -> dict:
+    """Load a transformer-only state dict (course format or query/key/value naming), fused layout."""
+    state = load_file(path, what="transformer checkpoint")
+    if isinstance(state, dict) and isinstance(state.get("model"), dict) and "optimizer" not in state:
+        state = state["model"]                # a {"model": state_dict} wrapper
+    if problem := _describe_wrong_file(state, str(path)):
+        raise ValueError(problem)
+    return convert_state_dict(state)
+
+
+def load_transformer(path: str | Path, config: TransformerConfig | dict | str | Path | None = None,
+                     device: str | torch.device = "cpu") -> BidirectionalTransformer:
+    """Build the transformer from ``config`` (a TransformerConfig, a dict, or a YAML path; by
+    default read off the checkpoint's shapes with 16 heads), load ``path`` strictly, eval mode."""
+    state = load_state(path)
+    if config is None:
+        cfg = config_from_state_dict(state)
+    elif isinstance(config, TransformerConfig):
+        cfg = config
+    elif isinstance(config, dict):
+        cfg = TransformerConfig.from_dict(config)
+    else:
+        cfg = TransformerConfig.from_yaml(config)
+    model = BidirectionalTransformer(cfg)
+    check_state_dict(model, state, f"transformer checkpoint {path}")
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def bundled_transformer_paths() -> tuple[Path, Path]:
+    return CHECKPOINT_DIR / f"{BUNDLED_NAME}.pt", CHECKPOINT_DIR / f"{BUNDLED_NAME}.yml"
+
+
+def load_bundled_transformer(device: str | torch.device = "cpu") -> BidirectionalTransformer:
+    """The transformer shipped in ``data/checkpoints`` (trained on emoji64 tokens of the bundled
+    VQGAN), in eval mode."""
+    weights, config = bundled_transformer_paths()
+    for path in (weights, config):
+        if not path.is_file():
+            raise FileNotFoundError(f"bundled transformer file missing: {path} (train one with "
+                                    "`labcore train`, then copy runs/<name>/best.pt and config.yml there)")
+    return load_transformer(weights, config, device=device)

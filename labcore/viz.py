@@ -1,0 +1,470 @@
+"""Pictures for the notebooks: image grids, token maps, mask schedules, attention maps, training
+curves, the course's two decoding figures, and the interactive decoding panel of notebook 03.
+
+Every function returns a matplotlib ``Figure`` (drawn with pyplot, so a notebook shows it
+inline) and takes images in the models' normalised space together with the ``Normalization``
+that brings them back to [0, 1].
+
+The widget callback ``show_decoding`` is a plain function with plain arguments; the panel
+(``decoding_panel``) only wires ipywidgets to it with ``widgets.interactive_output``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torchvision.utils import make_grid
+
+from labcore.maskgit import SCHEDULES, DecodingTrace, check_decoding_args, gamma
+
+COURSE_SCHEDULES = ("linear", "cosine", "square")
+
+# latent-mask colours (RGB in [0, 1]): the course's black/white, plus the tokens decoded at this step
+KNOWN, MASKED, NEW = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.55, 0.0)
+
+
+def _to_unit(images: torch.Tensor, normalization=None) -> torch.Tensor:
+    """(..., 3, H, W) normalised (or already in [0, 1] when ``normalization`` is None) -> [0, 1] on CPU."""
+    images = images.detach().float().cpu()
+    return normalization.denormalize(images) if normalization is not None else images.clamp(0, 1)
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    return image.permute(1, 2, 0).numpy()                                       # (H, W, 3) for imshow
+
+
+def _bare(ax, frame: bool = False) -> None:
+    """No ticks; a thin grey frame (for pictures whose edge is white) or none."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(frame)
+        side.set_color("0.6")
+
+
+# ----------------------------------------------------------------------------- image grids
+
+def image_grid(images: torch.Tensor, nrow: int = 8, normalization=None, padding: int = 2,
+               pad_value: float = 0.8) -> torch.Tensor:
+    """``torchvision.utils.make_grid`` of (B, 3, H, W) images -> (3, H', W') in [0, 1]."""
+    return make_grid(_to_unit(images, normalization), nrow=nrow, padding=padding, pad_value=pad_value)
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, normalization=None, title: str | None = None,
+                row_labels: Sequence[str] | None = None, scale: float = 1.0, padding: int = 2) -> Figure:
+    """A grid of images (``nrow`` per row), with an optional label left of each row."""
+    grid = image_grid(images, nrow=nrow, normalization=normalization, padding=padding)  # (3, H', W')
+    rows = math.ceil(len(images) / nrow)
+    height, width = images.shape[-2:]
+    fig, ax = plt.subplots(figsize=(scale * 0.9 * min(nrow, len(images)) + (1.2 if row_labels else 0.2),
+                                    scale * 0.9 * rows + (0.5 if title else 0.1)))
+    ax.imshow(_hwc(grid), interpolation="nearest")
+    _bare(ax)
+    if row_labels:
+        if len(row_labels) != rows:
+            raise ValueError(f"row_labels: {len(row_labels)} labels for {rows} rows of images")
+        ax.set_yticks([padding + (height + padding) * (i + 0.5) for i in range(rows)], list(row_labels))
+        ax.tick_params(length=0)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_image_rows(rows: dict[str, torch.Tensor], normalization=None, title: str | None = None,
+                    scale: float = 1.0) -> Figure:
+    """Rows of images of equal length, labelled: e.g. {"masked": x, "inpainted": y, "ground truth": z}."""
+    lengths = {len(v) for v in rows.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"show_image_rows: every row needs the same number of images, got "
+                         f"{ {k: len(v) for k, v in rows.items()} }")
+    n = lengths.pop()
+    images = torch.cat([_to_unit(v, normalization) for v in rows.values()])     # (R*n, 3, H, W)
+    return show_images(images, nrow=n, title=title, row_labels=list(rows), scale=scale)
+
+
+# ----------------------------------------------------------------------------- tokens (notebook 00)
+
+def plot_token_maps(indices: torch.Tensor, num_codes: int, images: torch.Tensor | None = None,
+                    normalization=None, title: str | None = None) -> Figure:
+    """Each image's 16x16 token map (codebook id as a colour), under the image when given."""
+    indices = indices.detach().cpu().reshape(len(indices), *indices.shape[-2:])  # (B, 16, 16)
+    n = len(indices)
+    rows = 2 if images is not None else 1
+    fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.4 * rows + 0.4), squeeze=False)
+    for i in range(n):
+        if images is not None:
+            axes[0, i].imshow(_hwc(_to_unit(images[i], normalization)), interpolation="nearest")
+            _bare(axes[0, i])
+        ax = axes[rows - 1, i]
+        ax.imshow(indices[i].numpy(), cmap="nipy_spectral", vmin=0, vmax=num_codes - 1, interpolation="nearest")
+        ax.set_xlabel(f"{len(indices[i].unique())} distinct", fontsize=7)
+        _bare(ax)
+    axes[rows - 1, 0].set_ylabel("token ids", fontsize=8)
+    fig.suptitle(title or f"16x16 token maps (codebook of {num_codes})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_codebook_usage(indices: torch.Tensor, num_codes: int, title: str | None = None) -> Figure:
+    """How often each codebook entry is used, most used first; the title gives the share of codes
+    used and the perplexity exp(H(p)) of the usage distribution."""
+    from labcore.train_vqgan import code_stats
+
+    counts = torch.bincount(indices.detach().cpu().flatten(), minlength=num_codes).double()  # (K,)
+    _, perplexity = code_stats(counts)
+    used = int((counts > 0).sum())
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.bar(np.arange(num_codes), counts.sort(descending=True).values.numpy(), width=1.0, color="tab:blue")
+    ax.set_xlabel("codebook entries, most used first")
+    ax.set_ylabel("tokens")
+    ax.set_xlim(-0.5, num_codes - 0.5)
+    ax.set_title(title or f"{used} of {num_codes} codes used ({used / num_codes:.0%}), perplexity {perplexity:.0f}")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- mask schedules
+
+def plot_schedules(names: Iterable[str] = SCHEDULES, total_iter: int | None = None,
+                   highlight: Iterable[str] = COURSE_SCHEDULES) -> Figure:
+    """gamma(r) for each schedule on [0, 1]; with ``total_iter`` T, dots at the ratios t/T that
+    decoding visits. The course's three schedules are drawn thicker."""
+    names, highlight = list(names), set(highlight)
+    r = torch.linspace(0, 1, 201, dtype=torch.float64)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name in names:
+        fn = gamma(name)
+        (line,) = ax.plot(r.numpy(), fn(r).numpy(), lw=2.5 if name in highlight else 1.2,
+                          ls="-" if name in highlight else "--", label=name)
+        if total_iter:
+            t = torch.arange(0, total_iter + 1, dtype=torch.float64) / total_iter
+            ax.plot(t.numpy(), fn(t).numpy(), "o", ms=4, color=line.get_color())
+    ax.set_xlabel("progress r = t / T")
+    ax.set_ylabel("share still masked  γ(r)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("mask schedules" + (f" (dots: T = {total_iter})" if total_iter else ""))
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- attention
+
+def plot_attention_heads(weights: torch.Tensor, title: str | None = None, max_heads: int = 8) -> Figure:
+    """Attention weights (heads, N, N) or (N, N) as heat maps, one per head: row i is how query
+    token i spreads its attention over the keys (every row sums to 1)."""
+    weights = weights.detach().float().cpu()
+    weights = weights[None] if weights.dim() == 2 else weights                  # (H, N, N)
+    if weights.dim() != 3:
+        raise ValueError(f"plot_attention_heads: expected (heads, N, N) weights, got {tuple(weights.shape)}")
+    heads = min(len(weights), max_heads)
+    fig, axes = plt.subplots(1, heads, figsize=(2.4 * heads + 0.8, 2.6), squeeze=False)
+    for h in range(heads):
+        ax = axes[0, h]
+        im = ax.imshow(weights[h].numpy(), cmap="viridis", vmin=0, vmax=float(weights.max()))
+        ax.set_title(f"head {h}", fontsize=9)
+        ax.set_xlabel("key")
+        if h == 0:
+            ax.set_ylabel("query")
+    fig.colorbar(im, ax=axes[0, :].tolist(), shrink=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_attention_maps(maps: Sequence[torch.Tensor], query: int | tuple[int, int], image: torch.Tensor | None = None,
+                        normalization=None, index: int = 0, layers: Sequence[int] | None = None,
+                        max_heads: int = 8, latent_mask: torch.Tensor | None = None,
+                        title: str | None = None) -> Figure:
+    """Where one token looks, in every layer and head of the transformer.
+
+    ``maps``: the per-layer weights from ``transformer(tokens, return_attention=True)``, each
+    (B, heads, N, N) with N = 16*16. ``query``: a token index or its (row, col). Row = layer;
+    columns: the image (query token boxed in red, masked tokens shaded), each head's attention
+    of that token over the 16x16 grid, and the mean over heads."""
+    side = int(math.isqrt(maps[0].shape[-1]))
+    q = query[0] * side + query[1] if isinstance(query, tuple) else int(query)
+    if not 0 <= q < side * side:
+        raise ValueError(f"query token {query} is outside the {side}x{side} grid")
+    layers = list(range(len(maps))) if layers is None else list(layers)
+    heads = min(maps[0].shape[1], max_heads)
+    cols = heads + 1 + (image is not None)
+    fig, axes = plt.subplots(len(layers), cols, figsize=(1.35 * cols, 1.45 * len(layers) + 0.5), squeeze=False)
+    qr, qc = divmod(q, side)
+    for row, layer in enumerate(layers):
+        w = maps[layer][index, :, q].detach().float().cpu().reshape(-1, side, side)  # (heads, 16, 16)
+        panels = [(f"head {h}", w[h]) for h in range(heads)] + [("mean", w.mean(0))]
+        col = 0
+        if image is not None:
+            ax = axes[row, 0]
+            ax.imshow(_hwc(_to_unit(image, normalization)), interpolation="nearest")
+            patch = image.shape[-1] // side
+            if latent_mask is not None:
+                shade = latent_mask.detach().cpu().reshape(side, side).float().numpy()
+                ax.imshow(np.kron(shade, np.ones((patch, patch))), cmap="Greys", alpha=0.35 * (shade.max() > 0),
+                          vmin=0, vmax=1, interpolation="nearest")
+            ax.add_patch(Rectangle((qc * patch - 0.5, qr * patch - 0.5), patch, patch, fill=False, ec="red", lw=1.5))
+            ax.set_ylabel(f"layer {layer}", fontsize=8)
+            _bare(ax)
+            col = 1
+        for j, (name, values) in enumerate(panels):
+            ax = axes[row, col + j]
+            ax.imshow(values.numpy(), cmap="magma", interpolation="nearest")
+            ax.add_patch(Rectangle((qc - 0.5, qr - 0.5), 1, 1, fill=False, ec="cyan", lw=1))
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+            if col == 0 and j == 0:
+                ax.set_ylabel(f"layer {layer}", fontsize=8)
+            _bare(ax)
+    fig.suptitle(title or f"attention of token ({qr}, {qc}) over the 16x16 grid", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- training curves
+
+def read_csv_log(path: str | Path) -> dict[str, np.ndarray]:
+    """A training CSV log -> {column: float array}; empty cells (e.g. validation columns on
+    steps without validation) become NaN."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training log not found: {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"training log {path} has no rows")
+
+    def number(value):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return math.nan
+
+    return {name: np.array([number(r.get(name)) for r in rows]) for name in rows[0]}
+
+
+def _curve_group(name: str) -> str | None:
+    lowered = name.lower()
+    if "loss" in lowered:
+        return "loss"
+    if "acc" in lowered:
+        return "accuracy"
+    if lowered in ("lr", "learning_rate") or lowered.endswith("_lr"):
+        return "learning rate"
+    return None
+
+
+def plot_training_curves(log: str | Path | dict, x: str = "step", columns: Sequence[str] | None = None,
+                         validation: str | Path | dict | None = None, title: str | None = None) -> Figure:
+    """Loss, accuracy and learning rate against ``x``, one panel each, from a CSV log (path) or
+    ``read_csv_log``'s dict. Columns are grouped by name (``*loss*``, ``*acc*``, ``lr``) unless
+    ``columns`` lists them. A ``validation`` log (e.g. ``val.csv``) joins the same panels, its
+    curves prefixed ``val``; sparse columns are drawn with markers."""
+    logs = [("", read_csv_log(log) if not isinstance(log, dict) else log)]
+    if validation is not None:
+        logs.append(("val ", read_csv_log(validation) if not isinstance(validation, dict) else validation))
+    groups: dict[str, list[tuple[str, dict, str]]] = {}
+    for prefix, data in logs:
+        if x not in data:
+            raise ValueError(f"{prefix or 'training '}log has no {x!r} column; columns: {sorted(data)}")
+        for name in (columns or [c for c in data if c != x]):
+            if name not in data:
+                if prefix:  # a column asked for may live in the training log only
+                    continue
+                raise ValueError(f"training log has no {name!r} column; columns: {sorted(data)}")
+            group = _curve_group(name) if columns is None else (_curve_group(name) or name)
+            if group is not None and np.isfinite(data[name]).any():
+                groups.setdefault(group, []).append((prefix + name, data, name))
+    if not groups:
+        raise ValueError(f"nothing to plot: no loss/accuracy/lr column with numbers among {sorted(logs[0][1])}")
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
+    for ax, (group, curves) in zip(axes[0], groups.items()):
+        for label, data, name in curves:
+            ok = np.isfinite(data[name]) & np.isfinite(data[x])
+            sparse = ok.sum() < 0.5 * len(ok) or ok.sum() <= 20
+            ax.plot(data[x][ok], data[name][ok], "o-" if sparse else "-", ms=3, lw=1.5 if sparse else 1, label=label)
+        ax.set_xlabel(x)
+        ax.set_title(group)
+        if group == "learning rate":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the course's decoding figures
+
+def mask_frames(masks: torch.Tensor, highlight_new: bool = True) -> torch.Tensor:
+    """(S+1, 16, 16) bool latent masks (initial, then after each step) -> (S+1, 16, 16, 3) RGB:
+    white = known or decoded, black = still masked, orange = decoded at this step."""
+    masks = masks.detach().cpu().bool()
+    frames = torch.where(masks[..., None], torch.tensor(MASKED), torch.tensor(KNOWN))  # (S+1, 16, 16, 3)
+    if highlight_new and len(masks) > 1:
+        new = masks[:-1] & ~masks[1:]                                           # (S, 16, 16) decoded at step s
+        frames[1:][new] = torch.tensor(NEW)
+    return frames
+
+
+def decoding_figure(trace: DecodingTrace, step_images: torch.Tensor | None = None,
+                    masked_input: torch.Tensor | None = None, normalization=None, index: int = 0,
+                    title: str | None = None, highlight_new: bool = True) -> Figure:
+    """The course's two figures for one image of a decoded batch, as two rows of S+1 columns.
+
+    Row 1, the latent mask at each iteration: the initial mask, then the mask after steps
+    1..S (black = still masked; orange = decoded at that step).
+    Row 2, the predicted image at each iteration: the masked input, then the decoded prediction
+    after steps 1..S. ``step_images`` is ``trace.images(maskgit)`` (S, B, 3, H, W), normalised;
+    without it only the mask row is drawn."""
+    masks = trace.masks()[:, index]                                             # (S+1, 16, 16)
+    steps = len(masks) - 1
+    if step_images is not None and len(step_images) != steps:
+        raise ValueError(f"step_images has {len(step_images)} steps, the trace {steps}")
+    frames = mask_frames(masks, highlight_new)                                  # (S+1, 16, 16, 3)
+    rows = 1 if step_images is None else 2
+    fig, axes = plt.subplots(rows, steps + 1, figsize=(1.25 * (steps + 1) + 0.6, 1.45 * rows + 0.5),
+                             squeeze=False)
+    m0 = int(masks[0].sum())
+    for s in range(steps + 1):
+        ax = axes[0, s]
+        ax.imshow(frames[s].numpy(), interpolation="nearest")
+        label = "start" if s == 0 else f"t={s} (r={trace.ratios[s - 1]:.2f})"
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel(f"{int(masks[s].sum())}/{m0} masked", fontsize=7)
+        _bare(ax, frame=True)
+    axes[0, 0].set_ylabel("latent mask", fontsize=8)
+    if step_images is not None:
+        for s in range(steps + 1):
+            ax = axes[1, s]
+            picture = masked_input[index] if s == 0 and masked_input is not None else (
+                step_images[s - 1, index] if s > 0 else None)
+            if picture is not None:
+                ax.imshow(_hwc(_to_unit(picture, normalization)), interpolation="nearest")
+            _bare(ax)
+        axes[1, 0].set_ylabel("prediction", fontsize=8)
+        axes[1, 0].set_xlabel("masked input", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the decoding widget (notebook 03)
+
+def show_decoding(maskgit, test_set, schedule: str = "cosine", choice_temperature: float = 4.5,
+                  total_iter: int = 8, sweet_spot: int = 8, image_index: int = 0, seed: int = 0) -> Figure:
+    """Inpaint test image ``image_index`` with these settings and draw its per-step strips
+    (``decoding_figure``: S+1 columns). Plain arguments, so it is easy to call and to test; the
+    panel of notebook 03 calls it whenever a widget changes. Bad settings raise a ValueError
+    before any work."""
+    check_decoding_args(total_iter, sweet_spot, schedule, choice_temperature)
+    if not 0 <= image_index < len(test_set):
+        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
+    item = test_set[image_index]
+    device = next(maskgit.parameters()).device
+    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
+    generator = torch.Generator().manual_seed(int(seed))
+    result = maskgit.inpaint(image, mask, total_iter=total_iter, sweet_spot=sweet_spot, schedule=schedule,
+                             choice_temperature=choice_temperature, generator=generator)
+    step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64)
+    title = (f"{item['name']}: {schedule} schedule, T={total_iter}, sweet spot S={sweet_spot}, "
+             f"choice temperature {choice_temperature:g}, seed {seed}")
+    return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title)
+
+
+def decoding_controls(num_images: int, schedule: str = "cosine", choice_temperature: float = 4.5,
+                      total_iter: int = 8, sweet_spot: int | None = None, image_index: int = 0,
+                      seed: int = 0, max_iter: int = 16) -> dict:
+    """The panel's widgets, keyed by ``show_decoding``'s argument names. Decoding takes a moment,
+    so sliders redraw on release (``continuous_update=False``); the sweet-spot slider's maximum
+    follows the total-iterations slider (S <= T always)."""
+    import ipywidgets as widgets
+
+    style = {"description_width": "130px"}
+    layout = widgets.Layout(width="400px")
+    slow = dict(continuous_update=False, style=style, layout=layout)
+    controls = {
+        "schedule": widgets.Dropdown(options=list(SCHEDULES), value=schedule, description="schedule γ",
+                                     style=style, layout=layout),
+        "choice_temperature": widgets.FloatSlider(value=choice_temperature, min=0.0, max=10.0, step=0.5,
+                                                  description="choice temperature", **slow),
+        "total_iter": widgets.IntSlider(value=total_iter, min=1, max=max_iter, description="total iterations T",
+                                        **slow),
+        "sweet_spot": widgets.IntSlider(value=total_iter if sweet_spot is None else sweet_spot, min=1,
+                                        max=total_iter, description="sweet spot S", **slow),
+        "image_index": widgets.IntSlider(value=image_index, min=0, max=num_images - 1, description="test image",
+                                         **slow),
+        "seed": widgets.IntSlider(value=seed, min=0, max=99, description="seed", **slow),
+    }
+    total, spot = controls["total_iter"], controls["sweet_spot"]
+
+    def follow_total(change):
+        # S stays at T when it was at T (decode all the way); otherwise it is clamped to the new T
+        at_max = spot.value == change["old"]
+        spot.max = change["new"]  # ipywidgets clamps the value into [min, max]
+        if at_max:
+            spot.value = change["new"]
+
+    total.observe(follow_total, "value")  # registered before the redraw: S is valid when it runs
+    return controls
+
+
+class DecodingPanel:
+    """The ipywidgets panel of notebook 03 (displays itself). ``controls`` are the widgets,
+    ``output`` the Output widget they redraw, ``figure`` the latest figure, ``error`` the latest
+    bad-settings message (None when the last draw worked), ``draws`` how many redraws ran."""
+
+    def __init__(self, maskgit, test_set, **settings):
+        import ipywidgets as widgets
+
+        self.maskgit, self.test_set = maskgit, test_set
+        self.figure: Figure | None = None
+        self.error: str | None = None
+        self.draws = 0
+        self._drawn: dict | None = None  # the settings of the figure on show
+        self.controls = decoding_controls(len(test_set), **settings)
+        self.output = widgets.interactive_output(self.draw, self.controls)
+        sliders = list(self.controls.values())
+        # two columns of controls above the (wide) per-step strips
+        self.widget = widgets.VBox([widgets.HBox([widgets.VBox(sliders[:3]), widgets.VBox(sliders[3:])]),
+                                    self.output])
+
+    def draw(self, **settings) -> Figure | None:
+        if settings == self._drawn and self.figure is not None:
+            # one slider move can notify twice (T moves S's maximum too): show, don't recompute
+            from IPython.display import display
+
+            display(self.figure)
+            return self.figure
+        if self.figure is not None:
+            plt.close(self.figure)  # the notebook already showed it; keep memory flat
+        self.draws += 1
+        try:
+            self.figure, self.error = show_decoding(self.maskgit, self.test_set, **settings), None
+            self._drawn = settings
+        except ValueError as err:  # a setting the sliders should not allow: say why, draw nothing
+            self.figure, self.error, self._drawn = None, str(err), None
+            print(f"cannot decode with these settings: {err}")
+        return self.figure
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def decoding_panel(maskgit, test_set, **settings) -> DecodingPanel:
+    """Sliders for schedule, choice temperature, T, sweet spot, test image and seed over
+    ``show_decoding`` (via ``widgets.interactive_output``); display the returned panel."""
+    return DecodingPanel(maskgit, test_set, **settings)

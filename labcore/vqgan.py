@@ -1,0 +1,343 @@
+"""Stage 1 of MaskGIT: a VQGAN that turns a 64x64 image into 16x16 codebook indices and back.
+
+The module layout follows the course's checkpoint format exactly (see
+``../shared/lab-format/README.md``), so ``load_state_dict(torch.load("VQGAN.pt"), strict=True)``
+works for the course's frozen 70M-parameter tokenizer, and the same code runs the small
+tokenizer labcore ships in ``data/checkpoints/vqgan_emoji64.{yml,pt}``.
+
+    image (B,3,64,64) -> encoder -> quant_conv -> nearest codebook vector -> indices (B,16,16)
+    indices -> codebook.embedding -> post_quant_conv -> decoder -> image (B,3,64,64)
+
+Encoder: conv_in, then for each channel level two residual blocks (``enc_res_blocks``), with a stride-2 downsample
+after every second level counted back from the last one (the course's 5 levels downsample after
+the 3rd and the 5th); then res, attention, res, GroupNorm, Swish, conv to ``latent_dim``.
+Decoder: conv_in, res, attention, res, then for each level (the reversed ``dec_channels``) three
+residual blocks (``dec_res_blocks``), attention after each while still at the latent resolution, a nearest-x2
+upsample after every second level counted from the first; then GroupNorm and a conv to RGB.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import yaml
+
+from labcore.paths import CHECKPOINT_DIR
+from labcore.runtime import check_state_dict, load_file
+
+BUNDLED_CONFIG = CHECKPOINT_DIR / "vqgan_emoji64.yml"
+BUNDLED_WEIGHTS = CHECKPOINT_DIR / "vqgan_emoji64.pt"
+
+
+@dataclass
+class VQGANConfig:
+    """The course's ``VQGAN.yml`` (keys under ``model_param``); defaults = the official config."""
+    image_channels: int = 3
+    enc_channels: list[int] = field(default_factory=lambda: [128, 128, 128, 256, 256, 512])
+    dec_channels: list[int] = field(default_factory=lambda: [128, 128, 256, 256, 512])
+    latent_dim: int = 256
+    img_resolution: int = 64
+    latent_resolution: int = 16
+    num_codebook_vectors: int = 1024
+    beta: float = 0.25
+    # labcore extension (absent from the course's yml, whose values are these defaults): residual
+    # blocks per level; the small emoji64 tokenizer uses fewer to train on a laptop CPU
+    enc_res_blocks: int = 2
+    dec_res_blocks: int = 3
+
+    @property
+    def num_down(self) -> int:
+        """How many x2 down/upsamplings turn img_resolution into latent_resolution."""
+        return int(round(math.log2(self.img_resolution / self.latent_resolution)))
+
+    def validate(self, source: str = "VQGANConfig") -> "VQGANConfig":
+        n = self.num_down
+        if self.latent_resolution * 2 ** n != self.img_resolution:
+            raise ValueError(f"{source}: img_resolution {self.img_resolution} must be latent_resolution "
+                             f"{self.latent_resolution} times a power of 2")
+        # the encoder has len(enc_channels)-1 levels, the decoder len(dec_channels); one resampling
+        # every second level needs at least 2n-1 of them
+        for name, levels in (("enc_channels", len(self.enc_channels) - 1), ("dec_channels", len(self.dec_channels))):
+            chans = getattr(self, name)
+            if levels < 2 * n - 1:
+                raise ValueError(f"{source}: {name} {chans} has too few levels for {n} x2 resamplings "
+                                 f"(one every second level)")
+            if any(c % 32 for c in chans):
+                raise ValueError(f"{source}: {name} {chans} must be multiples of 32 (GroupNorm with 32 groups)")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "VQGANConfig":
+        """Read a course-style ``VQGAN.yml`` (keys under ``model_param``, or at the top level)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"VQGAN config not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        params = raw.get("model_param", raw)
+        if "Transformer_param" in params or ("dim" in params and "n_layers" in params):
+            raise ValueError(f"{path} is a stage-2 transformer config (MaskGit.yml), not a VQGAN config")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown VQGAN model_param keys {unknown}; expected {sorted(known)}")
+        return cls(**params).validate(str(path))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+class GroupNorm(nn.Module):
+    """GroupNorm(32, eps 1e-6), wrapped as ``.gn`` like the course's modules."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gn = nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+
+    def forward(self, x):
+        return self.gn(x)
+
+
+class ResidualBlock(nn.Module):
+    """x + (GN, Swish, conv3x3, GN, Swish, conv3x3)(x); a 1x1 ``channel_up`` when channels change."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            GroupNorm(in_channels), nn.SiLU(), nn.Conv2d(in_channels, out_channels, 3, 1, 1),
+            GroupNorm(out_channels), nn.SiLU(), nn.Conv2d(out_channels, out_channels, 3, 1, 1),
+        )
+        self.channel_up = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else None
+
+    def forward(self, x):
+        skip = x if self.channel_up is None else self.channel_up(x)
+        return skip + self.block(x)
+
+
+class AttentionBlock(nn.Module):
+    """Single-head self-attention over the H*W positions (1x1 convs for q, k, v, proj_out)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = GroupNorm(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        h = self.norm(x)
+        q = self.q(h).flatten(2).transpose(1, 2)  # (B, HW, C)
+        k = self.k(h).flatten(2).transpose(1, 2)  # (B, HW, C)
+        v = self.v(h).flatten(2).transpose(1, 2)  # (B, HW, C)
+        # explicit math: softmax(q k^T / sqrt(C)) v ; the fused kernel computes the same
+        # att = (q @ k.transpose(1, 2)) * C ** -0.5; out = att.softmax(-1) @ v
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, HW, C)
+        out = out.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+        return x + self.proj_out(out)
+
+
+class DownSample(nn.Module):
+    """Pad (0,1,0,1) then a stride-2 3x3 conv without padding: H -> H/2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 2, 0)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class UpSample(nn.Module):
+    """Nearest x2 then a 3x3 conv: H -> 2H."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQGANConfig):
+        super().__init__()
+        chans, levels = cfg.enc_channels, len(cfg.enc_channels) - 1
+        # downsample after levels L-1, L-3, ... (the course's 5 levels: after the 3rd and 5th)
+        down_after = {levels - 1 - 2 * j for j in range(cfg.num_down)}
+        layers = [nn.Conv2d(cfg.image_channels, chans[0], 3, 1, 1)]
+        for i in range(levels):
+            layers.append(ResidualBlock(chans[i], chans[i + 1]))
+            layers += [ResidualBlock(chans[i + 1], chans[i + 1]) for _ in range(cfg.enc_res_blocks - 1)]
+            if i in down_after:
+                layers.append(DownSample(chans[i + 1]))
+        c = chans[-1]
+        layers += [ResidualBlock(c, c), AttentionBlock(c), ResidualBlock(c, c),
+                   GroupNorm(c), nn.SiLU(), nn.Conv2d(c, cfg.latent_dim, 3, 1, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VQGANConfig):
+        super().__init__()
+        chans = list(reversed(cfg.dec_channels))  # course order: widest first
+        # upsample after levels 0, 2, ... (the course's 5 levels: after the 1st and 3rd)
+        up_after = {2 * j for j in range(cfg.num_down)}
+        c = chans[0]
+        layers = [nn.Conv2d(cfg.latent_dim, c, 3, 1, 1), ResidualBlock(c, c), AttentionBlock(c), ResidualBlock(c, c)]
+        at_latent_resolution = True
+        for i, out in enumerate(chans):
+            for _ in range(cfg.dec_res_blocks):
+                layers.append(ResidualBlock(c, out))
+                c = out
+                if at_latent_resolution:
+                    layers.append(AttentionBlock(c))
+            if i in up_after:
+                layers.append(UpSample(c))
+                at_latent_resolution = False
+        layers += [GroupNorm(c), nn.Conv2d(c, cfg.image_channels, 3, 1, 1)]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class Codebook(nn.Module):
+    """Nearest-neighbour vector quantiser (L2) with the VQ-VAE codebook + commitment loss."""
+
+    def __init__(self, cfg: VQGANConfig):
+        super().__init__()
+        self.num_codebook_vectors, self.latent_dim, self.beta = cfg.num_codebook_vectors, cfg.latent_dim, cfg.beta
+        self.embedding = nn.Embedding(cfg.num_codebook_vectors, cfg.latent_dim)
+        self.embedding.weight.data.uniform_(-1.0 / cfg.num_codebook_vectors, 1.0 / cfg.num_codebook_vectors)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """z (N, latent_dim) -> index of the nearest codebook vector (N,), same formula as the course."""
+        e = self.embedding.weight.float()  # (K, D)
+        z = z.float()
+        d = z.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1) - 2 * z @ e.t()  # (N, K)
+        return d.argmin(1)
+
+    def forward(self, z: torch.Tensor):
+        """z (B,D,h,w) -> z_q with straight-through gradient (B,D,h,w), indices (B,h,w), loss."""
+        B, D, h, w = z.shape
+        z = z.float().permute(0, 2, 3, 1)  # (B, h, w, D)
+        indices = self.nearest(z.reshape(-1, D)).view(B, h, w)  # (B, h, w)
+        z_q = self.embedding(indices)  # (B, h, w, D)
+        # codebook term pulls codes to encoder outputs; commitment (beta) keeps the encoder near its code
+        loss = F.mse_loss(z_q, z.detach()) + self.beta * F.mse_loss(z, z_q.detach())
+        z_q = z + (z_q - z).detach()  # straight-through: forward uses z_q, gradient flows to z
+        return z_q.permute(0, 3, 1, 2), indices, loss
+
+
+# ----------------------------------------------------------------------------- the model
+
+class VQGAN(nn.Module):
+    def __init__(self, cfg: VQGANConfig | None = None):
+        super().__init__()
+        self.config = cfg = (cfg or VQGANConfig()).validate()
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.codebook = Codebook(cfg)
+        self.quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
+        self.post_quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
+
+    def encode(self, images: torch.Tensor):
+        """images (B,3,H,W) normalised -> z_q (B,D,h,w) straight-through, indices (B,h,w), vq loss."""
+        z = self.quant_conv(self.encoder(images))  # (B, D, h, w)
+        return self.codebook(z)
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """z_q (B,D,h,w) -> images (B,3,H,W) in the normalised space."""
+        return self.decoder(self.post_quant_conv(z_q))
+
+    def forward(self, images: torch.Tensor):
+        """Training pass: (decoded (B,3,H,W), indices (B,h,w), codebook + commitment loss)."""
+        z_q, indices, vq_loss = self.encode(images)
+        return self.decode(z_q), indices, vq_loss
+
+    @torch.no_grad()
+    def encode_to_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B,3,64,64) normalised -> codebook indices (B,16,16) long."""
+        return self.encode(images)[1]
+
+    @torch.no_grad()
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B,16,16) or (B,256) long -> images (B,3,64,64) in the normalised space."""
+        r = self.config.latent_resolution
+        z_q = self.codebook.embedding(indices.reshape(-1, r, r))  # (B, r, r, D)
+        return self.decode(z_q.permute(0, 3, 1, 2))
+
+    @property
+    def num_codes(self) -> int:
+        return self.config.num_codebook_vectors
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def from_pretrained(cls, config_path: str | Path, weights_path: str | Path,
+                        device: str | torch.device = "cpu") -> "VQGAN":
+        """``VQGAN.from_pretrained("VQGAN.yml", "VQGAN.pt")``: the same as :func:`load_vqgan`."""
+        return load_vqgan(config_path, weights_path, device)
+
+
+# ----------------------------------------------------------------------------- loading
+
+STAGE2_MARKERS = ("tok_emb.weight", "pos_emb", "blocks.0.")
+
+
+def unwrap_state_dict(state, source: str) -> dict:
+    """Accept a plain state dict (the course's format) or a labcore training checkpoint
+    (``{"model": state_dict, ...}``); say so when a stage-2 transformer file is given."""
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{source}: expected a VQGAN state dict, got {type(state).__name__}")
+    if any(k.startswith(STAGE2_MARKERS) for k in state) and not any(k.startswith("encoder.") for k in state):
+        raise ValueError(f"{source} is a stage-2 transformer checkpoint (it has tok_emb/pos_emb/blocks keys), "
+                         f"not a stage-1 VQGAN: pass it as the transformer weights, and a VQGAN.pt as stage 1")
+    return state
+
+
+def load_vqgan(config_path: str | Path, weights_path: str | Path | None = None,
+               device: str | torch.device = "cpu") -> VQGAN:
+    """Build a VQGAN from a course-style yml and load its weights strictly (weights-only),
+    in eval mode. A mismatch raises a ValueError naming the file and the first bad keys."""
+    cfg = VQGANConfig.from_yaml(config_path)
+    model = VQGAN(cfg)
+    if weights_path is not None:
+        state = unwrap_state_dict(load_file(weights_path, what="VQGAN checkpoint"), str(weights_path))
+        check_state_dict(model, state, f"VQGAN checkpoint {weights_path} (config {config_path})")
+        model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+
+def load_bundled_vqgan(device: str | torch.device = "cpu") -> VQGAN:
+    """The tokenizer shipped in ``data/checkpoints`` (trained on emoji64 train)."""
+    return load_vqgan(BUNDLED_CONFIG, BUNDLED_WEIGHTS, device)
+
+
+def load_config_normalization(config_path: str | Path = BUNDLED_CONFIG):
+    """(mean, std) the tokenizer was trained with, as recorded in its yml (None if absent)."""
+    raw = yaml.safe_load(Path(config_path).read_text()) or {}
+    norm = raw.get("normalization")
+    return (tuple(norm["mean"]), tuple(norm["std"])) if norm else None
+
+
+if __name__ == "__main__":  # python -m labcore.vqgan: parameter count and load time of the bundled one
+    t0 = time.perf_counter()
+    m = load_bundled_vqgan()
+    print(f"bundled VQGAN: {m.num_parameters():,} parameters, loaded in {time.perf_counter() - t0:.2f} s")

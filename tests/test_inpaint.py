@@ -1,0 +1,145 @@
+"""`labcore inpaint` and benchmark_inpaint on a few images of the bundled emoji64 test set, with
+tiny randomly initialised models saved in the course's checkpoint format (and, when present,
+the course-format fixtures in ../shared/lab-format)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from labcore.__main__ import build_parser, main
+from labcore.data import InpaintingTestSet
+from labcore.inpaint import benchmark_inpaint, mask_strip
+from labcore.maskgit import MaskGit
+from labcore.paths import EMOJI64_DIR
+from labcore.transformer import BidirectionalTransformer, TransformerConfig
+from labcore.vqgan import VQGAN, VQGANConfig
+
+LAB_FORMAT = Path(__file__).resolve().parents[2] / "shared" / "lab-format"
+K = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    """A tiny random VQGAN + transformer written as course-style yml + plain state dicts."""
+    folder = tmp_path_factory.mktemp("tiny_models")
+    torch.manual_seed(0)
+    vq_cfg = VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=8,
+                         num_codebook_vectors=K)
+    (folder / "VQGAN.yml").write_text(yaml.safe_dump({"model_param": vq_cfg.to_dict()}))
+    torch.save(VQGAN(vq_cfg).state_dict(), folder / "VQGAN.pt")
+    tr_cfg = TransformerConfig(num_codebook_vectors=K, dim=32, n_layers=1, hidden_dim=64, num_heads=2)
+    (folder / "MaskGit.yml").write_text(yaml.safe_dump(tr_cfg.to_course_dict()))
+    torch.save(BidirectionalTransformer(tr_cfg).state_dict(), folder / "transformer.pt")
+    return ["--vqgan-config", str(folder / "VQGAN.yml"), "--vqgan-weights", str(folder / "VQGAN.pt"),
+            "--transformer-config", str(folder / "MaskGit.yml"),
+            "--transformer-weights", str(folder / "transformer.pt")]
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_inpaint_command_writes_the_course_folders(tiny_files, tmp_path):
+    out = tmp_path / "out"
+    rc = main(["inpaint", "--limit", "3", "--batch-size", "2", "--total-iter", "3", "--seed", "1",
+               "--device", "cpu", "-o", str(out), *tiny_files])
+    assert rc == 0
+    assert names(out) == ["imga", "mask_scheduling", "test_results"]
+    assert names(out / "test_results") == ["image_000.png", "image_001.png", "image_002.png"]
+    assert names(out / "mask_scheduling") == ["test_000.png", "test_001.png", "test_002.png"]
+    assert names(out / "imga") == ["test_000.png", "test_001.png", "test_002.png"]
+    assert Image.open(out / "test_results" / "image_000.png").size == (64, 64)
+    frames = 3 + 1                                   # the input / initial mask, then one per step
+    strip = (frames * (64 + 2) + 2, 64 + 4)          # make_grid with padding 2, one row
+    assert Image.open(out / "imga" / "test_001.png").size == strip
+    assert Image.open(out / "mask_scheduling" / "test_001.png").size == strip
+
+
+def test_inpaint_command_sweet_spot_paste_known_course_aliases(tiny_files, tmp_path):
+    out = tmp_path / "out"
+    rc = main(["inpaint", "--limit", "1", "--mask-func", "linear", "--total_iter", "4", "--sweet_spot", "2",
+               "--paste-known", "--device", "cpu", "-o", str(out), *tiny_files])
+    assert rc == 0
+    strip = Image.open(out / "imga" / "test_000.png")
+    assert strip.size == (3 * 66 + 2, 68)            # masked input + 2 steps
+    # --paste-known: the known pixels of the input are in the output (up to 8-bit rounding)
+    test_set = InpaintingTestSet(EMOJI64_DIR)
+    known = test_set[0]["mask"][0].bool()                                       # (64, 64)
+    original = torch.from_numpy(np.array(Image.open(test_set.image_files[0]).convert("RGB")))  # (64, 64, 3)
+    result = torch.from_numpy(np.array(Image.open(out / "test_results" / "image_000.png")))
+    assert (original[known].int() - result[known].int()).abs().max() <= 1
+
+
+def test_course_aliases_parse_to_the_same_settings():
+    parser = build_parser("inpaint")
+    a = parser.parse_args(["inpaint", "--mask-func", "square", "--total_iter", "10", "--sweet_spot", "6",
+                           "--MaskGitConfig", "m.yml", "--load-transformer-ckpt-path", "t.pt"])
+    b = parser.parse_args(["inpaint", "--schedule", "square", "--total-iter", "10", "--sweet-spot", "6",
+                           "--transformer-config", "m.yml", "--transformer-weights", "t.pt"])
+    for key in ("schedule", "total_iter", "sweet_spot", "transformer_config", "transformer_weights"):
+        assert getattr(a, key) == getattr(b, key)
+    d = parser.parse_args(["inpaint"])
+    assert (d.schedule, d.total_iter, d.sweet_spot, d.temperature) == ("cosine", 8, None, 4.5)
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--total-iter", "3", "--sweet-spot", "5"], "sweet_spot"),
+    (["--total-iter", "0"], "total_iter"),
+    (["--temperature", "-1"], "temperature"),
+])
+def test_inpaint_command_bad_settings_fail_before_work(flags, match, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=match):
+        main(["inpaint", "-o", str(out), "--vqgan-config", "missing.yml", "--vqgan-weights", "missing.pt", *flags])
+    assert not out.exists()
+
+
+def test_inpaint_command_unknown_schedule_lists_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["inpaint", "--schedule", "zigzag"])
+    err = capsys.readouterr().err
+    assert "zigzag" in err and "cosine" in err and "arccos" in err
+
+
+def test_inpaint_command_names_a_missing_checkpoint(tiny_files, tmp_path):
+    flags = list(tiny_files)
+    flags[flags.index("--transformer-weights") + 1] = str(tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        main(["inpaint", "--limit", "1", "-o", str(tmp_path / "out"), *flags])
+
+
+def test_mask_strip_is_white_where_known():
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 3, 5] = True
+    frames = mask_strip(masks, patch=4)
+    assert frames.shape == (2, 3, 64, 64)
+    assert (frames[0, :, 12:16, 20:24] == 0).all() and frames[0].sum() == 3 * (64 * 64 - 16)
+    assert (frames[1] == 1).all()
+
+
+def test_benchmark_inpaint_reports_figures(tiny_files):
+    f = dict(zip(tiny_files[::2], tiny_files[1::2]))
+    mg = MaskGit.from_files(f["--vqgan-config"], f["--vqgan-weights"], f["--transformer-config"],
+                            f["--transformer-weights"])
+    figures = benchmark_inpaint(mg, total_iter=1, batch_size=2, limit=2, progress=False)
+    assert figures["images"] == 2 and figures["total_iter"] == 1
+    assert figures["course_images_per_s"] > 0 and figures["batched_images_per_s"] > 0
+    assert figures["speedup"] == pytest.approx(figures["course_seconds"] / figures["batched_seconds"])
+    assert figures["peak_rss_mb"] >= figures["peak_rss_mb_after_course_loop"] > 0
+
+
+@pytest.mark.skipif(not LAB_FORMAT.is_dir(), reason=f"course-format fixtures not found at {LAB_FORMAT}")
+def test_inpaint_with_course_format_fixtures(tmp_path):
+    """The lab's own checkpoint format (tiny configs, K=64) drives the command end to end."""
+    out = tmp_path / "out"
+    rc = main(["inpaint", "--limit", "1", "--total-iter", "2", "--device", "cpu", "-o", str(out),
+               "--vqgan-config", str(LAB_FORMAT / "vqgan_tiny.yml"),
+               "--vqgan-weights", str(LAB_FORMAT / "vqgan_tiny.pt"),
+               "--MaskGitConfig", str(LAB_FORMAT / "transformer_tiny.yml"),
+               "--load-transformer-ckpt-path", str(LAB_FORMAT / "transformer_tiny.pt")])
+    assert rc == 0
+    assert [len(names(out / d)) for d in ("test_results", "mask_scheduling", "imga")] == [1, 1, 1]

@@ -1,0 +1,190 @@
+"""labcore train: tokens, the MVTM loop, exact resume, DDP (gloo, 2 processes), errors.
+
+Tokens come from real emoji64 images through a small randomly initialised VQGAN (K=32), so the
+tests do not wait for the bundled tokenizer; the model is tiny so that everything runs in seconds.
+"""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import labcore.maskgit
+from labcore.__main__ import main
+from labcore.runtime import NonFiniteLoss, atomic_save
+from labcore.train import (TrainConfig, evaluate, load_tokens, make_tokens, read_config_file, resolve_config,
+                           train)
+from labcore.transformer import BidirectionalTransformer, TransformerConfig, load_transformer
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = dict(dim=32, n_layers=2, hidden_dim=64, num_heads=4)
+K = 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The machines running the suite are small and busy: one thread avoids OpenMP contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tokens_file(tmp_path_factory, one_thread) -> Path:
+    from labcore.vqgan import VQGAN, VQGANConfig
+
+    folder = tmp_path_factory.mktemp("tokens")
+    torch.manual_seed(0)
+    cfg = VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=16,
+                      num_codebook_vectors=K).validate()
+    (folder / "vqgan.yml").write_text(yaml.safe_dump({"model_param": cfg.to_dict()}))
+    atomic_save(VQGAN(cfg).state_dict(), folder / "vqgan.pt")
+    make_tokens(folder / "tokens.pt", folder / "vqgan.yml", folder / "vqgan.pt", limit=48, device="cpu",
+                progress=False)
+    return folder / "tokens.pt"
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=3, log_every=1, save_every=1000,
+                precision="fp32", val_batch_size=48, label_smoothing=0.0)
+    return TrainConfig(**{**base, **kw})
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_make_tokens_records_the_tokenizer(tokens_file):
+    data = load_tokens(tokens_file)
+    assert data["train"].shape == data["train_flip"].shape == (48, 256) and data["val"].shape == (48, 256)
+    assert data["train"].dtype == torch.long and data["num_codebook_vectors"] == K
+    assert 0 <= int(data["train"].min()) and int(data["train"].max()) < K
+    assert len(data["tokenizer_sha256"]) == 64
+    assert not torch.equal(data["train"], data["train_flip"])   # flipped images encode differently
+
+
+def test_training_lowers_the_validation_loss(tokens_file, tmp_path):
+    val = load_tokens(tokens_file)["val"]
+    torch.manual_seed(0)
+    untrained = evaluate(BidirectionalTransformer(TransformerConfig(**MODEL, num_codebook_vectors=K)), val, K)
+    result = train(tmp_path / "run", MODEL, _cfg(epochs=3), tokens_file, progress=False)
+    assert result.step == result.total_steps == 18
+    after = result.metrics
+    assert after["loss"] < untrained["loss"] - 0.5, (untrained, after)
+    assert after["accuracy"] > untrained["accuracy"] + 0.1, (untrained, after)
+    for ratio in (0.25, 0.5, 0.75):
+        assert 0 <= after[f"accuracy@{ratio}"] <= 1
+    # the run folder: course-format weights + a config that rebuilds the model
+    model = load_transformer(tmp_path / "run" / "best.pt", tmp_path / "run" / "config.yml")
+    assert model.config.num_codebook_vectors == K
+    rows = _rows(tmp_path / "run" / "log.csv")
+    assert len(rows) == 18 and {"loss", "accuracy", "lr"} <= rows[0].keys()
+    assert len(_rows(tmp_path / "run" / "val.csv")) == 3
+
+
+def test_resume_is_exact(tokens_file, tmp_path):
+    cfg = _cfg(batch_size=4, grad_accum=2, ema=0.9, flip=True, label_smoothing=0.1)   # 6 steps per epoch
+    whole = train(tmp_path / "whole", MODEL, cfg, tokens_file, progress=False)
+    first = train(tmp_path / "parts", MODEL, cfg, tokens_file, stop_after=8, progress=False)
+    assert first.step == 8 and first.stopped_early
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tmp_path / "parts", MODEL, cfg, tokens_file, progress=False)
+    second = train(tmp_path / "parts", MODEL, cfg, tokens_file, resume=True, progress=False)
+    assert whole.step == second.step == 12
+    losses = lambda run: [r["loss"] for r in _rows(tmp_path / run / "log.csv")]  # noqa: E731
+    assert len(losses("parts")) == 12 and losses("parts") == losses("whole")
+    assert _rows(tmp_path / "parts" / "val.csv") == _rows(tmp_path / "whole" / "val.csv")
+    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_config_file_and_resume(tokens_file, tmp_path):
+    config = tmp_path / "tiny.yml"
+    config.write_text(yaml.safe_dump({"preset": "emoji64", "model": MODEL,
+                                      "train": dict(epochs=1, batch_size=8, warmup_steps=2, log_every=1)}))
+    args = ["train", "--config", str(config), "--tokens", str(tokens_file), "--run-dir", str(tmp_path / "r"),
+            "--no-progress", "--device", "cpu"]
+    assert main(args + ["--stop-after", "2"]) == 0
+    saved = yaml.safe_load((tmp_path / "r" / "config.yml").read_text())
+    assert saved["model_param"]["Transformer_param"]["dim"] == 32 and saved["train"]["batch_size"] == 8
+    assert saved["model_param"]["num_codebook_vectors"] == K                 # K came from the tokenizer
+    with pytest.raises(FileExistsError, match="--resume"):
+        main(args)
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--no-progress", "--device", "cpu"]) == 0
+    assert len(_rows(tmp_path / "r" / "log.csv")) == 6                       # 48 // 8 steps, no repeats
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_state(tokens_file, tmp_path, monkeypatch):
+    real, calls = labcore.maskgit.mvtm_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(labcore.maskgit, "mvtm_loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match="step 4"):
+        train(tmp_path / "nan", MODEL, _cfg(save_every=1), tokens_file, progress=False)
+    state = torch.load(tmp_path / "nan" / "train_state.pt", weights_only=True)
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo process groups are not tested on Windows")
+def test_ddp_two_processes_gloo(tokens_file, tmp_path):
+    config = tmp_path / "ddp.yml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": dict(epochs=1, batch_size=4, log_every=1,
+                                                                    precision="fp32", warmup_steps=2)}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "labcore", "train", "--config", str(config), "--tokens", str(tokens_file),
+           "--run-dir", str(tmp_path / "ddp"), "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "cpu x2" in proc.stdout and "2 ranks in sync" in proc.stdout
+    rows = _rows(tmp_path / "ddp" / "log.csv")
+    assert len(rows) == 48 // (2 * 4)                                        # the sampler split the data
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    load_transformer(tmp_path / "ddp" / "last.pt", tmp_path / "ddp" / "config.yml")
+
+
+def test_config_errors(tokens_file, tmp_path):
+    with pytest.raises(ValueError, match="lr=-1"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="unknown mask schedule 'nope'.*cosine"):
+        TrainConfig(schedule="nope")
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        resolve_config("huge")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("train: {learning_rate: 0.1}\n")
+    with pytest.raises(ValueError, match=r"bad\.yml: unknown train key\(s\) \['learning_rate'\]"):
+        read_config_file(bad)
+    bad.write_text("model: {dim: 48, num_heads: 5}\n")
+    with pytest.raises(ValueError, match="divisible"):
+        resolve_config("emoji64", bad)
+    with pytest.raises(ValueError, match="num_codebook_vectors=16.*K=32"):
+        train(tmp_path / "k", {**MODEL, "num_codebook_vectors": 16}, _cfg(), tokens_file, progress=False)
+    with pytest.raises(ValueError, match="fewer than one step"):
+        train(tmp_path / "b", MODEL, _cfg(batch_size=64), tokens_file, progress=False)
+
+
+def test_tokens_file_errors(tmp_path):
+    floats = atomic_save(torch.rand(4, 256), tmp_path / "floats.pt")
+    with pytest.raises(ValueError, match="floats.pt.*integer tensor"):
+        load_tokens(floats)
+    vqgan_like = atomic_save({"encoder.model.0.weight": torch.zeros(2)}, tmp_path / "vq.pt")
+    with pytest.raises(ValueError, match="vq.pt.*'train'"):
+        load_tokens(vqgan_like)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_tokens(tmp_path / "missing.pt")

@@ -1,0 +1,278 @@
+"""labcore.viz: the pictures of the notebooks and the decoding panel of notebook 03.
+
+The widget tests drive real ipywidgets objects (values changed programmatically, as a person
+moving a slider would) over tiny randomly initialised labcore models and the bundled emoji64
+test set, and check what was drawn."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from labcore import viz  # noqa: E402
+from labcore.data import InpaintingTestSet, latent_mask_from_pixels  # noqa: E402
+from labcore.maskgit import SCHEDULES, MaskGit, gamma  # noqa: E402
+from labcore.transformer import BidirectionalTransformer, TransformerConfig  # noqa: E402
+from labcore.vqgan import VQGAN, VQGANConfig  # noqa: E402
+
+K = 64
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # the models here are tiny: one thread is faster than two fighting over a busy machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def maskgit():
+    torch.manual_seed(0)
+    vqgan = VQGAN(VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=8,
+                              num_codebook_vectors=K))
+    transformer = BidirectionalTransformer(TransformerConfig(num_codebook_vectors=K, dim=32, n_layers=2,
+                                                             hidden_dim=64, num_heads=2))
+    return MaskGit(vqgan, transformer).eval()
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return InpaintingTestSet()
+
+
+def strip_arrays(fig, row, columns):
+    """The image arrays drawn in one row of a decoding figure (axes are laid out row-major)."""
+    return [np.asarray(ax.images[0].get_array()) for ax in fig.axes[row * columns:(row + 1) * columns]]
+
+
+def black_tokens(frame):
+    return int((frame.sum(axis=-1) == 0).sum())
+
+
+# ----------------------------------------------------------------------------- show_decoding
+
+def test_show_decoding_draws_s_plus_one_columns_of_the_real_trace(maskgit, test_set):
+    fig = viz.show_decoding(maskgit, test_set, schedule="square", choice_temperature=2.0, total_iter=6,
+                            sweet_spot=4, image_index=3, seed=7)
+    assert len(fig.axes) == 2 * (4 + 1)                       # two rows of S+1 columns
+    assert all(len(ax.images) == 1 for ax in fig.axes)        # every column holds a picture
+    title = fig._suptitle.get_text()
+    assert "square" in title and "T=6" in title and "S=4" in title and test_set[3]["name"] in title
+
+    # the mask row is the trace of the same seeded run, step by step
+    item = test_set[3]
+    result = maskgit.inpaint(item["image"][None], item["mask"][None], total_iter=6, sweet_spot=4,
+                             schedule="square", choice_temperature=2.0, generator=torch.Generator().manual_seed(7))
+    expected = result.trace.masks()[:, 0]                                     # (5, 16, 16)
+    frames = strip_arrays(fig, 0, 5)
+    assert [black_tokens(f) for f in frames] == [int(m.sum()) for m in expected]
+    assert int(expected[0].sum()) == int(latent_mask_from_pixels(item["mask"][None]).sum())
+    # the picture row starts with the masked input, in [0, 1]
+    first = strip_arrays(fig, 1, 5)[0]
+    want = test_set.normalization.denormalize(item["image"]).permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(first, want, atol=1e-6)
+
+
+def test_show_decoding_is_seeded(maskgit, test_set):
+    kwargs = dict(schedule="cosine", choice_temperature=4.5, total_iter=5, sweet_spot=5, image_index=1)
+    a = strip_arrays(viz.show_decoding(maskgit, test_set, seed=1, **kwargs), 0, 6)
+    b = strip_arrays(viz.show_decoding(maskgit, test_set, seed=1, **kwargs), 0, 6)
+    c = strip_arrays(viz.show_decoding(maskgit, test_set, seed=2, **kwargs), 0, 6)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))   # Gumbel noise differs between seeds
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(total_iter=4, sweet_spot=6), "sweet_spot"),
+    (dict(total_iter=0, sweet_spot=0), "total_iter"),
+    (dict(schedule="zigzag"), "cosine"),                       # the error lists the choices
+    (dict(choice_temperature=-1.0), "temperature"),
+    (dict(image_index=10_000), "image_index"),
+])
+def test_show_decoding_rejects_bad_settings(maskgit, test_set, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.show_decoding(maskgit, test_set, **kwargs)
+
+
+# ----------------------------------------------------------------------------- the panel (real widgets)
+
+def columns_drawn(panel):
+    return len(panel.figure.axes) // 2
+
+
+def test_panel_redraws_when_widgets_change(maskgit, test_set):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
+    c = panel.controls
+    assert panel.draws == 1 and columns_drawn(panel) == 5     # interactive_output drew once at creation
+    for name in ("choice_temperature", "total_iter", "sweet_spot", "image_index", "seed"):
+        assert c[name].continuous_update is False             # slow sliders redraw on release
+    assert list(c["schedule"].options) == list(SCHEDULES)
+
+    c["sweet_spot"].value = 2
+    assert panel.draws == 2 and columns_drawn(panel) == 3 and panel.error is None
+    c["schedule"].value = "linear"
+    assert panel.draws == 3 and "linear schedule" in panel.figure._suptitle.get_text()
+    c["image_index"].value = 5
+    assert test_set[5]["name"] in panel.figure._suptitle.get_text()
+    before = strip_arrays(panel.figure, 0, 3)
+    c["seed"].value = 4
+    assert panel.draws == 5
+    assert not all(np.array_equal(x, y) for x, y in zip(before, strip_arrays(panel.figure, 0, 3)))
+
+
+def test_sweet_spot_follows_total_iterations(maskgit, test_set):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=8)
+    total, spot = panel.controls["total_iter"], panel.controls["sweet_spot"]
+    assert (spot.value, spot.max) == (8, 8)
+
+    total.value = 12                                            # S was at T: it follows T up
+    assert (spot.value, spot.max) == (12, 12) and columns_drawn(panel) == 13
+    spot.value = 5
+    total.value = 10                                            # S below T: it stays
+    assert (spot.value, spot.max) == (5, 10) and columns_drawn(panel) == 6
+    draws = panel.draws
+    total.value = 3                                             # S > new T: clamped, never invalid
+    assert (spot.value, spot.max) == (3, 3) and columns_drawn(panel) == 4
+    assert panel.error is None
+    assert panel.draws == draws + 1                             # one redraw for one slider move
+    assert "T=3" in panel.figure._suptitle.get_text() and "S=3" in panel.figure._suptitle.get_text()
+
+
+def test_panel_reports_invalid_settings_instead_of_raising(maskgit, test_set, capsys):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    figure = panel.draw(schedule="cosine", choice_temperature=4.5, total_iter=4, sweet_spot=6, image_index=0, seed=0)
+    assert figure is None and panel.figure is None
+    assert "sweet_spot" in panel.error and "sweet_spot" in capsys.readouterr().out
+    panel.controls["seed"].value = 1                            # the next valid setting draws again
+    assert panel.error is None and columns_drawn(panel) == 5
+
+
+# ----------------------------------------------------------------------------- the other pictures
+
+def test_decoding_figure_marks_tokens_decoded_at_each_step(maskgit, test_set):
+    items = [test_set[i] for i in (0, 2)]
+    images = torch.stack([it["image"] for it in items])
+    masks = torch.stack([it["mask"] for it in items])
+    result = maskgit.inpaint(images, masks, total_iter=3, generator=torch.Generator().manual_seed(0))
+    fig = viz.decoding_figure(result.trace, index=1)                            # mask row only
+    assert len(fig.axes) == 4
+    trace_masks = result.trace.masks()[:, 1]                                    # (4, 16, 16)
+    for s, ax in enumerate(fig.axes):
+        frame = np.asarray(ax.images[0].get_array())
+        orange = int(np.all(np.isclose(frame, viz.NEW), axis=-1).sum())
+        decoded_now = int((trace_masks[s - 1] & ~trace_masks[s]).sum()) if s else 0
+        assert orange == decoded_now
+        assert black_tokens(frame) == int(trace_masks[s].sum())
+    assert int(trace_masks[-1].sum()) == 0                                      # all decoded at S = T
+    with pytest.raises(ValueError, match="steps"):
+        viz.decoding_figure(result.trace, result.trace.images(maskgit)[:2])
+
+
+def test_schedule_plot_draws_every_gamma():
+    fig = viz.plot_schedules(total_iter=4)
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_linestyle() != "None"]
+    dots = [line for line in ax.lines if line.get_linestyle() == "None"]
+    assert [line.get_label() for line in curves] == list(SCHEDULES)
+    assert len(dots) == len(SCHEDULES) and all(len(d.get_xdata()) == 5 for d in dots)
+    for line in curves:
+        x, y = line.get_xdata(), line.get_ydata()
+        assert y[0] == 1 and y[-1] == 0
+        assert np.allclose(y[::50], [gamma(line.get_label())(float(r)) for r in x[::50]])
+
+
+def test_training_curves_from_csv(tmp_path):
+    log = tmp_path / "log.csv"
+    rows = ["step,epoch,loss,accuracy,lr,val_loss,val_accuracy"]
+    for step in range(1, 21):
+        val = f"{3 - step / 10:.3f},{step / 40:.3f}" if step % 10 == 0 else ","
+        rows.append(f"{step},{step // 10},{4 - step / 10:.3f},{step / 50:.3f},{1e-4 * step:.2e},{val}")
+    log.write_text("\n".join(rows) + "\n")
+    fig = viz.plot_training_curves(log)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "learning rate"]
+    loss_ax = fig.axes[0]
+    by_label = {line.get_label(): line for line in loss_ax.lines}
+    assert set(by_label) == {"loss", "val_loss"}
+    assert len(by_label["loss"].get_xdata()) == 20
+    assert list(by_label["val_loss"].get_xdata()) == [10, 20]                  # empty cells skipped
+    with pytest.raises(ValueError, match="iteration"):
+        viz.plot_training_curves(log, x="iteration")
+
+    # a separate validation log (labcore train's val.csv) joins the same panels, prefixed "val"
+    val = tmp_path / "val.csv"
+    val.write_text("step,epoch,loss,accuracy,loss@0.5,accuracy@0.5\n10,1,2.5,0.30,2.4,0.31\n20,2,2.0,0.40,1.9,0.42\n")
+    fig = viz.plot_training_curves(log, validation=val)
+    labels = {ax.get_title(): [line.get_label() for line in ax.lines] for ax in fig.axes}
+    assert labels["loss"] == ["loss", "val_loss", "val loss", "val loss@0.5"]
+    assert labels["accuracy"] == ["accuracy", "val_accuracy", "val accuracy", "val accuracy@0.5"]
+    val_line = fig.axes[0].lines[2]
+    assert list(val_line.get_xdata()) == [10, 20] and list(val_line.get_ydata()) == [2.5, 2.0]
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        viz.plot_training_curves(tmp_path / "nope.csv")
+
+
+def test_attention_maps_of_a_transformer(maskgit, test_set):
+    item = test_set[0]
+    tokens = maskgit.encode_to_z(item["image"][None])                            # (1, 256)
+    with torch.no_grad():
+        _, maps = maskgit.transformer(tokens, return_attention=True)
+    fig = viz.plot_attention_maps(maps, query=(5, 9), image=item["image"], normalization=test_set.normalization)
+    layers, heads = len(maps), maps[0].shape[1]
+    assert len(fig.axes) == layers * (1 + heads + 1)                             # image, heads, mean
+    mean_panel = np.asarray(fig.axes[heads + 1].images[0].get_array())          # layer 0, "mean"
+    np.testing.assert_allclose(mean_panel, maps[0][0, :, 5 * 16 + 9].mean(0).view(16, 16).numpy(), atol=1e-6)
+    assert math.isclose(mean_panel.sum(), 1.0, rel_tol=1e-5)                     # a distribution over keys
+    with pytest.raises(ValueError, match="outside"):
+        viz.plot_attention_maps(maps, query=256)
+
+
+def test_attention_heads_rows_are_distributions():
+    from labcore.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(dim=8, num_heads=2, attn_drop=0.0)
+    _, weights = mha(torch.randn(1, 5, 8), return_attention=True)               # (1, 2, 5, 5)
+    fig = viz.plot_attention_heads(weights[0])
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    assert len(drawn) == 2
+    for d in drawn:
+        np.testing.assert_allclose(d.sum(axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="heads"):
+        viz.plot_attention_heads(torch.rand(5))
+
+
+def test_image_grid_and_labelled_rows(test_set):
+    images = torch.stack([test_set[i]["image"] for i in range(6)])
+    grid = viz.image_grid(images, nrow=3, normalization=test_set.normalization)
+    assert grid.shape == (3, 2 * 64 + 3 * 2, 3 * 64 + 4 * 2)
+    assert grid.min() >= 0 and grid.max() <= 1
+    np.testing.assert_allclose(grid[:, 2:66, 2:66], test_set.normalization.denormalize(images[0]), atol=1e-6)
+    fig = viz.show_image_rows({"masked": images[:3], "ground truth": images[3:]}, normalization=test_set.normalization)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["masked", "ground truth"]
+    with pytest.raises(ValueError, match="same number"):
+        viz.show_image_rows({"a": images[:3], "b": images[:2]})
+
+
+def test_codebook_usage_and_token_maps():
+    indices = torch.tensor([[0, 0, 1, 5], [5, 5, 5, 2]]).view(2, 2, 2)
+    fig = viz.plot_codebook_usage(indices, num_codes=8)
+    assert "4 of 8 codes used (50%)" in fig.axes[0].get_title()
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights[:5] == [4, 2, 1, 1, 0]
+    fig = viz.plot_token_maps(indices, num_codes=8)
+    assert len(fig.axes) == 2
+    np.testing.assert_array_equal(np.asarray(fig.axes[1].images[0].get_array()), indices[1].numpy())
