@@ -15,7 +15,6 @@ writes a grid of the dataset instead.
 from __future__ import annotations
 
 import json
-import resource
 import time
 from pathlib import Path
 
@@ -60,10 +59,6 @@ def summary_grid(test: InpaintingTestSet, results: Path, n: int = 10) -> torch.T
     return make_grid(torch.cat([masked, output, truth]), nrow=n, padding=2, pad_value=0.5)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default=str(RESULTS_DIR), help="output folder (default: results/)")
     parser.add_argument("--limit", type=int, help="inpaint only the first N test images")
@@ -82,7 +77,7 @@ def run(args) -> int:
         return 0
 
     from . import fid
-    from .inpaint import inpaint_test_set
+    from .inpaint import inpaint_test_set, peak_rss_mb
     from .maskgit import MaskGit
     from .runtime import pick_device
 
