@@ -27,13 +27,7 @@ MODEL = dict(dim=32, n_layers=2, hidden_dim=64, num_heads=4)
 K = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machines running the suite are small and busy: one thread avoids OpenMP contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

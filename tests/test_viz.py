@@ -30,13 +30,7 @@ def close_figures():
     plt.close("all")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the models here are tiny: one thread is faster than two fighting over a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
