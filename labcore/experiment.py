@@ -32,6 +32,7 @@ from .paths import EMOJI64_DIR, RESULTS_DIR
 from .runtime import fast_mode, pick_device
 
 ITERATIONS = (1, 2, 4, 8, 12)
+ONE_SHOT = "any"  # the schedule column of the T = 1 row: gamma(1) = 0 for every schedule
 FIELDS = ["kind", "schedule", "total_iter", "sweet_spot", "paste_known", "fid", "images", "seconds"]
 
 
@@ -57,7 +58,11 @@ class Experiment:
         data = load_test_tensors(test_set, limit)
         self.images, self.masks = data["image"], data["mask"]                   # (N,3,64,64), (N,1,64,64)
         self.targets01 = self.norm.denormalize(data["target"])                  # (N,3,64,64) in [0,1]
-        self.reference = fid.compute_stats(self.targets01, fid_batch_size, self.device)
+        if limit is None or limit >= len(test_set):  # the whole ground truth: cached by content hash
+            self.reference = fid.load_or_compute_stats(test_set.gt_source, batch_size=fid_batch_size,
+                                                       device=self.device)
+        else:
+            self.reference = fid.compute_stats(self.targets01, fid_batch_size, self.device)
         self.tokens, self.latent_masks = [], []
         with torch.no_grad():
             for start in range(0, len(self.images), batch_size):
@@ -95,6 +100,8 @@ class Experiment:
                 images = known * self.images[lo:lo + len(images)] + (1 - known) * images
             outputs.append(self.norm.denormalize(images))
         kind = "one-shot (T=1)" if total_iter == 1 else "maskgit"
+        if total_iter == 1:
+            schedule = ONE_SHOT  # one step fills every token whatever the schedule
         return self.score(kind, torch.cat(outputs), start, schedule=schedule, total_iter=total_iter,
                           sweet_spot=sweet_spot or total_iter, paste_known=paste_known)
 
@@ -117,29 +124,57 @@ class Experiment:
         return self.score("baseline: holes filled with the mean colour", known * images01 + (1 - known) * mean, start)
 
 
-def run_experiment(maskgit: MaskGit, test_set: InpaintingTestSet, out_dir: str | Path = RESULTS_DIR,
-                   schedules=SCHEDULES, iterations=ITERATIONS, limit: int | None = None, seed: int = 0,
-                   batch_size: int = 64, device: str = "auto") -> list[dict]:
+def schedule_experiment(maskgit: MaskGit, test_set: InpaintingTestSet, out_dir: str | Path = RESULTS_DIR,
+                        schedules=SCHEDULES, iterations=ITERATIONS, limit: int | None = None, seed: int = 0,
+                        batch_size: int = 64, device: str = "auto") -> list[dict]:
     """Run the whole table and write experiments.csv / .md / .png into ``out_dir``."""
     exp = Experiment(maskgit, test_set, limit, seed, batch_size, device)
-    exp.oracle()
-    exp.mean_fill()
-    grid = [(s, t) for s in schedules for t in iterations]
-    for schedule, total_iter in tqdm(grid, desc="schedule x T"):
-        exp.inpaint(schedule, total_iter)
-    best = min((r for r in exp.rows if r["kind"] in ("maskgit", "one-shot (T=1)")), key=lambda r: r["fid"])
+    # T = 1 is the same for every schedule, so it is one row; the grid is the rest
+    grid = [(schedules[0], 1)] * (1 in iterations) + [(s, t) for s in schedules for t in iterations if t > 1]
     t_max = max(iterations)
-    for sweet_spot in sorted({max(1, t_max // 4), max(1, t_max // 2), max(1, 3 * t_max // 4)} - {t_max}):
-        exp.inpaint(best["schedule"], t_max, sweet_spot=sweet_spot)
-    best = min((r for r in exp.rows if r["kind"] in ("maskgit", "one-shot (T=1)")), key=lambda r: r["fid"])
-    exp.inpaint(best["schedule"], best["total_iter"], best["sweet_spot"], paste_known=True)
-    write_results(exp.rows, Path(out_dir))
+    sweet_spots = sorted({max(1, t_max // 4), max(1, t_max // 2), max(1, 3 * t_max // 4)} - {t_max})
+    bar = tqdm(total=2 + len(grid) + len(sweet_spots) + 1, desc="experiment rows")
+
+    def done(row: dict) -> None:
+        bar.set_postfix_str(f"{row['schedule'] or row['kind'][:12]} T={row['total_iter']} FID {row['fid']:.1f}")
+        bar.update()
+        write_results(exp.rows, Path(out_dir))  # after every row: an interrupted run keeps what it has
+
+    done(exp.oracle())
+    done(exp.mean_fill())
+    for schedule, total_iter in grid:
+        done(exp.inpaint(schedule, total_iter))
+    best = best_row(exp.rows)
+    best_schedule = best["schedule"] if best["schedule"] != ONE_SHOT else schedules[0]
+    for sweet_spot in sweet_spots:  # stop early at S < T on the best schedule
+        done(exp.inpaint(best_schedule, t_max, sweet_spot=sweet_spot))
+    best = best_row(exp.rows)
+    done(exp.inpaint(best_schedule, best["total_iter"], best["sweet_spot"], paste_known=True))
+    bar.close()
     return exp.rows
 
 
+def best_row(rows: list[dict]) -> dict:
+    """The decoding row (not a baseline) with the lowest FID."""
+    return min((r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)")), key=lambda r: float(r["fid"]))
+
+
 def best_setting(rows: list[dict]) -> dict:
-    best = min((r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)")), key=lambda r: float(r["fid"]))
+    best = best_row(rows)
     return {k: best[k] for k in ("schedule", "total_iter", "sweet_spot", "paste_known", "fid")}
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """Rows of an ``experiments.csv``, with numbers and booleans as written."""
+    def parse(key: str, value: str):
+        if value == "" or key in ("kind", "schedule"):
+            return value
+        if key == "paste_known":
+            return value == "True"
+        return float(value) if key in ("fid", "seconds") else int(value)
+
+    with open(path, newline="") as f:
+        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def write_results(rows: list[dict], out_dir: Path) -> None:
@@ -153,9 +188,9 @@ def write_results(rows: list[dict], out_dir: Path) -> None:
     for r in sorted(rows, key=lambda r: r["fid"]):
         lines.append(f"| {r['kind']} | {r['schedule']} | {r['total_iter']} | {r['sweet_spot']} | "
                      f"{r['paste_known']} | {r['fid']:.2f} | {r['images']} | {r['seconds']} |")
-    best = best_setting(rows)
-    lines += ["", f"Best setting: {json.dumps(best)}. FID from {rows[0]['images']} images "
-              "(biased upwards below 2048: compare only within this table)."]
+    if any(r["kind"] in ("maskgit", "one-shot (T=1)") for r in rows):
+        lines += ["", f"Best setting: {json.dumps(best_setting(rows))}. FID from {rows[0]['images']} images "
+                  "(biased upwards below 2048: compare only within this table)."]
     (out_dir / "experiments.md").write_text("\n".join(lines) + "\n")
     plot_fid_vs_iterations(rows, out_dir / "experiments.png")
 
@@ -167,9 +202,14 @@ def plot_fid_vs_iterations(rows: list[dict], path: Path) -> None:
     ax = fig.subplots()
     grid = [r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)") and r["sweet_spot"] == r["total_iter"]
             and not r["paste_known"]]
-    for schedule in dict.fromkeys(r["schedule"] for r in grid):
-        pts = sorted((r["total_iter"], r["fid"]) for r in grid if r["schedule"] == schedule)
+    one_shot = [(r["total_iter"], r["fid"]) for r in grid if r["schedule"] == ONE_SHOT]
+    for schedule in dict.fromkeys(r["schedule"] for r in grid if r["schedule"] != ONE_SHOT):
+        pts = sorted(one_shot + [(r["total_iter"], r["fid"]) for r in grid if r["schedule"] == schedule])
         ax.plot(*zip(*pts), marker="o", label=schedule)
+    for r in rows:
+        if r["kind"] in ("maskgit", "one-shot (T=1)") and r["paste_known"]:
+            ax.plot(r["total_iter"], r["fid"], marker="*", markersize=12, color="black", linestyle="none",
+                    label=f"{r['schedule']} T={r['total_iter']} + paste known ({r['fid']:.1f})")
     styles = iter(["--", ":", "-."])
     for r in rows:
         if r["kind"].startswith(("oracle", "baseline")):
@@ -208,8 +248,8 @@ def run(args: argparse.Namespace) -> int:
         schedules, iterations = schedules[:3], [t for t in iterations if t <= 2] or iterations[:1]
     maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
                                  args.transformer_weights)
-    rows = run_experiment(maskgit, InpaintingTestSet(args.data_root), args.output_dir, schedules, iterations,
-                          limit, args.seed, args.batch_size, args.device)
+    rows = schedule_experiment(maskgit, InpaintingTestSet(args.data_root), args.output_dir, schedules, iterations,
+                               limit, args.seed, args.batch_size, args.device)
     out = Path(args.output_dir)
     print((out / "experiments.md").read_text())
     print(f"wrote {out / 'experiments.csv'}, {out / 'experiments.md'}, {out / 'experiments.png'}")

@@ -5,6 +5,7 @@ tests do not wait for the bundled tokenizer; the model is tiny so that everythin
 """
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -113,8 +114,24 @@ def test_cli_config_file_and_resume(tokens_file, tmp_path):
     assert saved["model_param"]["num_codebook_vectors"] == K                 # K came from the tokenizer
     with pytest.raises(FileExistsError, match="--resume"):
         main(args)
+    stem = tmp_path / "published" / "tiny"
+    publish = ["train", "--run-dir", str(tmp_path / "r"), "--publish", str(stem)]
+    assert main(publish) == 2                                                # unfinished: refused
+    assert not stem.parent.exists()
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--no-progress", "--device", "cpu"]) == 0
     assert len(_rows(tmp_path / "r" / "log.csv")) == 6                       # 48 // 8 steps, no repeats
+
+    assert main(publish) == 0
+    metrics = json.loads((tmp_path / "published" / "tiny_metrics.json").read_text())
+    best = json.loads((tmp_path / "r" / "metrics.json").read_text())["best"]
+    assert metrics["steps"] == 6 and metrics["best_step"] == best["step"]
+    for ratio in (0.25, 0.5, 0.75):
+        assert metrics["val"][f"accuracy@{ratio}"] == round(best[f"accuracy@{ratio}"], 4)
+    published = load_transformer(stem.with_suffix(".pt"), stem.with_suffix(".yml"))
+    assert metrics["parameters"] == sum(p.numel() for p in published.parameters())
+    source = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
+    assert all(torch.equal(v, source[k]) for k, v in published.state_dict().items())
+    assert _rows(tmp_path / "published" / "tiny_log.csv") == _rows(tmp_path / "r" / "log.csv")
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_state(tokens_file, tmp_path, monkeypatch):
