@@ -69,6 +69,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: readers
+    never see a half-written config, log or metrics file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     """``torch.load(path, weights_only=True)`` on CPU, with errors that name the file."""
     path = Path(path)

@@ -40,7 +40,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from .paths import CHECKPOINT_DIR, EMOJI64_DIR, REPO_ROOT
-from .runtime import (CSVLog, NonFiniteLoss, atomic_save, autocast, load_file, pick_device,
+from .runtime import (CSVLog, NonFiniteLoss, atomic_save, atomic_write_text, autocast, load_file, pick_device,
                       seed_everything, warmup_cosine)
 from .transformer import BidirectionalTransformer, TransformerConfig, count_parameters, load_transformer
 
@@ -335,9 +335,7 @@ def write_run_config(path: Path, preset: str, model_cfg: TransformerConfig, trai
     doc = model_cfg.to_course_dict()
     doc["model_param"]["gamma_type"] = train_cfg.schedule
     doc.update(preset=preset, tokens=str(tokens), train={**asdict(train_cfg), "betas": list(train_cfg.betas)})
-    tmp = path.with_suffix(".yml.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(yaml.safe_dump(doc, sort_keys=False), path)
 
 
 class _StopRequested:
@@ -510,9 +508,7 @@ def train(run_dir: str | Path, model_dict: dict, cfg: TrainConfig, tokens_path: 
             atomic_save(eval_model.state_dict(), run_dir / "best.pt")
         summary = {"last": {**metrics, "step": step, "epoch": epoch}, "best": best,
                    "parameters": count_parameters(model), "preset": preset}
-        tmp = run_dir / "metrics.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2))
-        os.replace(tmp, run_dir / "metrics.json")
+        atomic_write_text(json.dumps(summary, indent=2), run_dir / "metrics.json")
         print(f"epoch {epoch}  step {step}  val loss {metrics['loss']:.4f}  masked-token accuracy "
               + "  ".join(f"{r}: {metrics[f'accuracy@{r}']:.3f}" for r in VAL_RATIOS))
         return metrics
@@ -635,7 +631,6 @@ def publish_run(run_dir: str | Path, stem: str | Path = CHECKPOINT_DIR / "transf
                          f"(`labcore train --run-dir {run_dir} --resume`) before publishing")
     weights = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
     model = load_transformer(weights, run_dir / "config.yml")                  # checks weights vs config
-    stem.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(model.state_dict(), stem.with_suffix(".pt"))
     os.chmod(stem.with_suffix(".pt"), 0o644)  # a shipped file, readable by everyone (mkstemp made it 0600)
     log_rows = (run_dir / "log.csv").read_text().splitlines()
@@ -652,10 +647,7 @@ def publish_run(run_dir: str | Path, stem: str | Path = CHECKPOINT_DIR / "transf
     }
     for suffix, text in ((".yml", (run_dir / "config.yml").read_text()), ("_log.csv", "\n".join(log_rows) + "\n"),
                          ("_metrics.json", json.dumps(metrics, indent=2) + "\n")):
-        target = stem.with_name(stem.name + suffix)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, target)
+        atomic_write_text(text, stem.with_name(stem.name + suffix))
     return metrics
 
 

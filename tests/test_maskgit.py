@@ -348,16 +348,24 @@ def test_course_mask_rule_on_hand_made_masks():
     assert latent_mask(corner, dilation=2)[0].nonzero().tolist() == [[r, c] for r in range(3) for c in range(3)]
 
 
-def test_inpaint_encodes_once_and_respects_masks():
+def counting_vqgan(batch: int | None = None):
+    """A tiny VQGAN whose encoder counts its calls (and checks the batch size when given)."""
     vq = tiny_vqgan()
     calls = {"encode": 0}
     encode = vq.encode_to_indices
 
     def counting_encode(images):
         calls["encode"] += 1
+        if batch is not None:
+            assert len(images) == batch, "the course loop works on one image at a time"
         return encode(images)
 
     vq.encode_to_indices = counting_encode
+    return vq, calls
+
+
+def test_inpaint_encodes_once_and_respects_masks():
+    vq, calls = counting_vqgan()
     mg = maskgit_with(tiny_transformer(), vq)
     images = torch.randn(3, 3, 64, 64)
     masks = torch.ones(3, 1, 64, 64)
@@ -383,16 +391,7 @@ def test_inpaint_encodes_once_and_respects_masks():
 
 
 def test_course_style_reference_runs_per_image():
-    vq = tiny_vqgan()
-    calls = {"encode": 0}
-    encode = vq.encode_to_indices
-
-    def counting_encode(images):
-        calls["encode"] += 1
-        assert len(images) == 1, "the course loop works on one image at a time"
-        return encode(images)
-
-    vq.encode_to_indices = counting_encode
+    vq, calls = counting_vqgan(batch=1)
     mg = maskgit_with(tiny_transformer(), vq)
     masks = torch.ones(2, 1, 64, 64)
     masks[:, :, 20:44, 20:44] = 0
