@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.labcore-installed
 
-.PHONY: setup demo test lab notebooks bench clean-venv
+.PHONY: setup demo test test-ui lab notebooks bench clean-venv gpu-check
 
 setup: $(STAMP)
 
@@ -22,12 +22,25 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# The decoding panel of notebook 03 in a real JupyterLab, driven by headless Chromium (tests/ui/;
+# about 2-3 minutes). Installs what it needs when missing: Debian's chromium (apt-get, as root) and
+# Playwright into the venv (only this test uses it, so it is not a labcore dependency).
+CHROMIUM ?= /usr/bin/chromium
+test-ui: setup
+	@test -x $(CHROMIUM) || [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+		|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "make test-ui: error: no Chromium at $(CHROMIUM) (install Debian's chromium)" >&2; exit 2; }
+	@$(PY) -c "import playwright" 2>/dev/null \
+		|| $(PY) -m pip install --quiet --disable-pip-version-check "playwright>=1.40"
+	LABCORE_CHROMIUM=$(CHROMIUM) $(PY) tests/ui/panel_in_jupyterlab.py
+
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup
 	$(VENV)/bin/labcore bench train
 	$(VENV)/bin/labcore bench inpaint
+	$(VENV)/bin/labcore bench fid
 
 clean-venv:
 	rm -rf $(VENV)
@@ -35,3 +48,9 @@ clean-venv:
 # Re-execute every notebook in place so the committed copies show their outputs and figures.
 notebooks: setup
 	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 notebooks/[0-9]*.ipynb
+
+# On a machine with one CUDA GPU: stage 1 + stage 2 training, inpainting and the course-size model on CUDA,
+# the unit tests, CPU-tensor checkpoints; under 8 minutes. Uses .venv when it has torch, else python3 as is
+# (no setup needed on a bare GPU box). See scripts/gpu-check.sh.
+gpu-check:
+	bash scripts/gpu-check.sh

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-vqgan": ("labcore.train_vqgan", "train the stage-1 VQGAN tokenizer"),
     "eval-vqgan": ("labcore.train_vqgan", "PSNR / SSIM / codebook usage of a VQGAN on the test set"),
     "train": ("labcore.train", "train the stage-2 bidirectional transformer (MVTM)"),
+    "eval-transformer": ("labcore.train", "validation loss / masked-token accuracy of a transformer"),
     "inpaint": ("labcore.inpaint", "inpaint a test set by iterative decoding"),
     "fid": ("labcore.fid", "FID between a folder of predictions and a reference"),
     "experiment": ("labcore.experiment", "schedule x iterations FID experiment"),

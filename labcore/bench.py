@@ -6,11 +6,17 @@
   from the same seed (same batches, same masks). Each variant runs in its own process, so its
   peak RSS is its own.
 - ``labcore bench inpaint``: iterative-decoding throughput (``labcore.inpaint.benchmark_inpaint``).
+- ``labcore bench fid``: FID Inception throughput (images/s) on the emoji64 ground truth:
+  (a) pytorch-fid's module as is (labcore before issue #13), (b) + ``inference_mode`` and
+  channels-last, (c) + batch norms folded into the convolutions, which is what
+  ``labcore.fid.activations`` runs; (c) again at other batch sizes and thread counts; and each
+  variant's largest feature difference from (a).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing as mp
 import queue as queue_module
 import resource
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from .runtime import fast_mode
 
@@ -196,11 +203,95 @@ def _run_inpaint_bench(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- FID benchmark
+
+def _time_inception(model, images: torch.Tensor, batch_size: int, channels_last: bool, inference: bool) -> dict:
+    """images/s and CPU s/image of ``model`` over ``images`` (floats in [0, 1]); one batch first,
+    untimed (oneDNN builds its kernels on the first call of each shape)."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    outputs = []
+    with torch.inference_mode() if inference else torch.no_grad():
+        model(images[:batch_size].contiguous(memory_format=layout))              # warm-up, untimed
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].contiguous(memory_format=layout)  # (B, 3, 64, 64)
+            outputs.append(model(batch)[0].flatten(1))                         # (B, 2048)
+        seconds, cpu_seconds = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    return {"images_per_s": len(images) / seconds, "cpu_s_per_image": cpu_seconds / len(images),
+            "features": torch.cat(outputs)}                                    # (N, 2048)
+
+
+def benchmark_fid(limit: int = 100, batch_sizes: tuple[int, ...] = (50, 25, 100), threads: tuple[int, ...] = (),
+                  device: str = "cpu") -> dict:
+    """Print and return images/s of the variants (see the module docstring); batch_sizes[0] is
+    the batch size of (a)-(c), the others and ``threads`` are tried with (c)."""
+    from . import fid
+    from .paths import EMOJI64_DIR
+
+    images = fid.read_images(EMOJI64_DIR / "emoji" / "ground_truth")[:limit].float() / 255  # (N, 3, 64, 64)
+    plain, fast = fid.get_inception(device), fid.fast_inception(device)
+    default_threads, bs = torch.get_num_threads(), batch_sizes[0]
+    runs = [("a", "pytorch-fid InceptionV3, no_grad", plain, bs, default_threads, False, False),
+            ("b", "(a) + inference_mode, channels-last", copy.deepcopy(plain).to(memory_format=torch.channels_last),
+             bs, default_threads, True, True),
+            ("c", "(b) + folded batch norms", fast, bs, default_threads, True, True)]
+    runs += [("c", f"(c) batch {b}", fast, b, default_threads, True, True) for b in batch_sizes[1:]]
+    runs += [("c", f"(c) {t} thread(s)", fast, bs, t, True, True) for t in threads if t != default_threads]
+    print(f"bench fid: {len(images)} emoji64 ground-truth images (64x64, resized to 299x299 inside), device "
+          f"{device}, {default_threads} threads; labcore.fid.activations runs (c) at batch 50", flush=True)
+    results, base = [], None
+    try:
+        for key, label, model, batch, n_threads, cl, inference in tqdm(runs, desc="bench fid", unit="variant"):
+            torch.set_num_threads(n_threads)
+            r = _time_inception(model, images.to(device), batch, cl, inference)
+            base = r["features"] if base is None else base
+            r.update(variant=key, label=label, batch_size=batch, threads=n_threads,
+                     max_abs_diff=float((r.pop("features") - base).abs().max()))
+            results.append(r)
+    finally:
+        torch.set_num_threads(default_threads)
+    print(f"{'variant':40s} {'images/s':>9s} {'vs (a)':>7s} {'CPU s/image':>11s} {'max |diff| vs (a)':>18s}")
+    for r in results:
+        print(f"({r['variant']}) {r['label']:36s} {r['images_per_s']:9.2f} "
+              f"{r['images_per_s'] / results[0]['images_per_s']:6.2f}x {r['cpu_s_per_image']:11.3f} "
+              f"{r['max_abs_diff']:18.1e}")
+    return {"images": len(images), "results": results}
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def _add_fid_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", type=int, default=None, help="images per variant (default: 100; 8 in fast mode)")
+    p.add_argument("--batch-sizes", type=_int_list, default=(50, 25, 100),
+                   help="comma-separated; the first is used by (a)-(c), the others are tried with (c) "
+                        "(default: 50,25,100)")
+    p.add_argument("--threads", type=_int_list, default=(),
+                   help="comma-separated torch thread counts to try with (c) (default: only the current one)")
+    p.add_argument("--device", default="cpu")
+
+
+def _run_fid_bench(args) -> int:
+    limit = args.limit if args.limit is not None else (8 if fast_mode() else 100)
+    if limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    benchmark_fid(limit, args.batch_sizes, args.threads, args.device)
+    return 0
+
+
 # ----------------------------------------------------------------------------- CLI
 
 BENCHMARKS = {
     "train": (_add_train_bench_arguments, _run_train_bench, "stage-2 training step: tokens/s, peak RSS, bf16 loss"),
     "inpaint": (_add_inpaint_bench_arguments, _run_inpaint_bench, "iterative decoding: images/s"),
+    "fid": (_add_fid_bench_arguments, _run_fid_bench, "FID Inception: images/s of the variants tried"),
 }
 
 

@@ -4,9 +4,17 @@ Inpaint the bundled emoji64 test set with the bundled tokenizer + transformer (t
 ``labcore experiment``, ``DEMO_SETTING`` below), score it with FID against the ground truth, and
 write ``results/``:
 
-- the course's output folders ``test_results/``, ``mask_scheduling/``, ``imga/``;
+- the course's output folders: ``test_results/`` for every test image, and the per-step strips
+  ``mask_scheduling/``, ``imga/`` for the first ``DEMO_STRIPS`` images (each strip costs T extra
+  VQGAN decodes per image, most of a CPU's time; ``labcore inpaint`` writes them for every image);
 - ``summary_grid.png``: masked input / inpainted / ground truth for a few test images;
-- ``summary.json``: FID, the setting, the weights used, timings and peak memory.
+- ``summary.json``: FID, the setting, the weights used, the time of each phase, the ETA it
+  printed at the start, and peak memory.
+
+The ground truth's Inception activations ship with the data
+(``data/emoji64/emoji/ground_truth.inception.npz``, checked against the images by content hash),
+so the demo runs Inception on its own outputs only. At the start it times a few images of each
+phase (inpainting, Inception) and prints an ETA; a progress bar follows each phase.
 
 Without a bundled transformer (a checkout in the middle of training it) the demo says so and
 writes a grid of the dataset instead.
@@ -15,7 +23,9 @@ writes a grid of the dataset instead.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +38,7 @@ from .paths import CHECKPOINT_DIR, EMOJI64_DIR, RESULTS_DIR
 # The best setting of `labcore experiment --limit 100` on the bundled models (README "Results",
 # docs/results/experiments.md). Schedules and T differ within FID noise there; paste-known is what counts.
 DEMO_SETTING = dict(schedule="cosine", total_iter=12, sweet_spot=12, choice_temperature=4.5, paste_known=True)
+DEMO_STRIPS = 32  # test images that get per-step strips (mask_scheduling/, imga/)
 
 
 def dataset_grid(root: Path = EMOJI64_DIR, n: int = 8) -> torch.Tensor:
@@ -50,23 +61,98 @@ def dataset_grid(root: Path = EMOJI64_DIR, n: int = 8) -> torch.Tensor:
 def summary_grid(test: InpaintingTestSet, results: Path, n: int = 10, count: int | None = None) -> torch.Tensor:
     """Rows: masked input / inpainted / ground truth for ``n`` test images evenly spaced over the
     first ``count`` (the ones inpainted; default all)."""
-    from torchvision.io import decode_image
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor  # torchvision.io's decoders are deprecated
 
     count = len(test) if count is None else count
     n = min(n, count)
     picks = [i * (count // n) for i in range(n)]
     norm = test.normalization
     masked = torch.stack([norm.denormalize(test[i]["image"]) for i in picks])            # (n,3,64,64)
-    output = torch.stack([decode_image(str(results / test.image_files[i].name)).float() / 255
+    output = torch.stack([to_tensor(Image.open(results / test.image_files[i].name).convert("RGB"))
                           for i in picks])                                               # (n,3,64,64)
     truth = torch.stack([norm.denormalize(test[i]["target"]) for i in picks])            # (n,3,64,64)
     return make_grid(torch.cat([masked, output, truth]), nrow=n, padding=2, pad_value=0.5)
+
+
+CALIBRATION_IMAGES = 4  # images each phase is timed on before the run, for the ETA
+
+
+def calibrate(maskgit, test: InpaintingTestSet, reference, device: torch.device) -> dict:
+    """Seconds per image of inpainting (without strips: only the first DEMO_STRIPS images get them) and
+    of Inception, each timed on the first few test images. The Inception features of those
+    ground-truth images are compared with the shipped reference activations: a mismatch means
+    they came from other Inception weights, and the FID would not be comparable."""
+    from . import fid
+    from .inpaint import inpaint_test_set
+
+    n = min(CALIBRATION_IMAGES, len(test))
+    with tempfile.TemporaryDirectory() as scratch:
+        t0 = time.perf_counter()
+        inpaint_test_set(maskgit, test, scratch, DEMO_SETTING["total_iter"], DEMO_SETTING["sweet_spot"],
+                         DEMO_SETTING["schedule"], DEMO_SETTING["choice_temperature"],
+                         paste_known=DEMO_SETTING["paste_known"], limit=n, device=device, progress=False,
+                         strips=0)  # the strips of the first DEMO_STRIPS images are a small fixed extra
+        inpaint_s = (time.perf_counter() - t0) / n
+    truth = fid.read_images(test.gt_source)[:n]                                    # (n, 3, 64, 64) uint8
+    t0 = time.perf_counter()
+    features = fid.activations(truth, batch_size=n, device=device)                 # (n, 2048)
+    inception_s = (time.perf_counter() - t0) / n
+    if reference.features is not None and len(reference.features) >= n:
+        gap = float(abs(features - reference.features[:n]).max())
+        if gap > 1e-3:
+            warnings.warn(f"the reference activations differ from this Inception's by up to {gap:.1e} on the "
+                          f"first {n} ground-truth images: other weights? Rewrite them with "
+                          f"`labcore fid --write-reference {test.gt_source}`", stacklevel=2)
+    return {"inpaint_s_per_image": inpaint_s, "inception_s_per_image": inception_s}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default=str(RESULTS_DIR), help="output folder (default: results/)")
     parser.add_argument("--limit", type=int, help="inpaint only the first N test images")
     parser.add_argument("--device", default="auto")
+
+
+def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: torch.device,
+               timings: dict) -> dict:
+    """Reference activations, calibration + ETA line, inpainting, FID, grid: each phase's seconds
+    go into ``timings``. Returns the FID, the files written, the ETA and the calibration."""
+    from . import fid
+    from .inpaint import inpaint_test_set
+
+    t0 = time.perf_counter()  # the shipped activations (content hash checked); computed only if stale
+    reference = fid.load_or_compute_stats(test.gt_source, device=device, limit=count)
+    timings["fid_reference"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rates = calibrate(maskgit, test, reference, device)
+    timings["calibrate"] = time.perf_counter() - t0
+    eta = count * (rates["inpaint_s_per_image"] + rates["inception_s_per_image"])
+    print(f"ETA {_minutes(eta)} for {count} images (inpaint {rates['inpaint_s_per_image']:.2f} s/image, "
+          f"Inception {rates['inception_s_per_image']:.2f} s/image, timed on {CALIBRATION_IMAGES} images)", flush=True)
+
+    t0 = time.perf_counter()
+    setting = DEMO_SETTING
+    written = inpaint_test_set(maskgit, test, out, setting["total_iter"], setting["sweet_spot"], setting["schedule"],
+                               setting["choice_temperature"], paste_known=setting["paste_known"], limit=count,
+                               device=device, strips=DEMO_STRIPS)
+    timings["inpaint"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n = written["test_results"]
+    predictions = fid.read_folder(out / "test_results")[:n]           # (n, 3, 64, 64) uint8, sorted like the test set
+    features = fid.activations(predictions, device=device, desc="FID of the inpainted images")  # (n, 2048)
+    score = fid.frechet_distance(fid.stats_of_activations(features), reference)
+    timings["fid"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    save_image(summary_grid(test, out / "test_results", n=10, count=n), out / "summary_grid.png")
+    timings["grid"] = time.perf_counter() - t0
+    return {"fid": score, "written": written, "eta": eta, "rates": rates}
 
 
 def run(args) -> int:
@@ -81,52 +167,39 @@ def run(args) -> int:
         return 0
 
     from . import fid
-    from .inpaint import inpaint_test_set, peak_rss_mb
+    from .inpaint import peak_rss_mb
     from .maskgit import MaskGit
-    from .runtime import pick_device
+    from .runtime import atomic_write_text, pick_device
 
     device = pick_device(args.device)
     test = InpaintingTestSet(EMOJI64_DIR)
+    count = len(test) if args.limit is None else min(args.limit, len(test))
     maskgit = MaskGit.bundled()
+    fid.fast_inception(device)  # build the network now, not inside a timed phase
     timings = {"load": time.perf_counter() - start}
-
-    t0 = time.perf_counter()
-    setting = dict(DEMO_SETTING)
-    written = inpaint_test_set(maskgit, test, out, setting["total_iter"], setting["sweet_spot"], setting["schedule"],
-                               setting["choice_temperature"], paste_known=setting["paste_known"],
-                               limit=args.limit, device=device)
-    timings["inpaint"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    n = written["test_results"]
-    reference = (fid.load_or_compute_stats(test.gt_source, device=device) if args.limit is None
-                 else fid.compute_stats(fid.read_images(test.gt_source)[:n], device=device))
-    timings["fid_reference"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    predictions = fid.read_folder(out / "test_results")[:n]  # sorted like the test set
-    score = fid.frechet_distance(fid.compute_stats(predictions, device=device), reference)
-    timings["fid"] = time.perf_counter() - t0
-
-    grid_path = out / "summary_grid.png"
-    save_image(summary_grid(test, out / "test_results", n=10, count=written["test_results"]), grid_path)
+    result = run_phases(maskgit, test, count, out, device, timings)
     timings["total"] = time.perf_counter() - start
+    n = result["written"]["test_results"]
     summary = {
-        "fid": round(score, 3),
-        "images": written["test_results"],
-        "setting": setting,
+        "fid": round(result["fid"], 3),
+        "images": n,
+        "setting": dict(DEMO_SETTING),
         "weights": {"vqgan": str(CHECKPOINT_DIR / "vqgan_emoji64.pt"),
                     "transformer": str(CHECKPOINT_DIR / "transformer_emoji64.pt"),
                     "fid_inception": fid.weights_source},
         "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "eta_seconds": round(result["eta"], 1),
+        "calibration_s_per_image": {k: round(v, 3) for k, v in result["rates"].items()},
         "peak_rss_mb": round(peak_rss_mb()),
         "device": str(device),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"FID {score:.2f} on {summary['images']} inpainted test images "
-          f"({setting['schedule']}, T={setting['total_iter']}, S={setting['sweet_spot']}) "
-          f"in {timings['total']:.0f} s, peak memory {summary['peak_rss_mb']} MB")
-    for name, count in written.items():
-        print(f"  {out / name}/  {count} images")
-    print(f"  {grid_path}  (rows: masked input / inpainted / ground truth)")
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
+    print(f"FID {result['fid']:.2f} on {n} inpainted test images ({DEMO_SETTING['schedule']}, "
+          f"T={DEMO_SETTING['total_iter']}, S={DEMO_SETTING['sweet_spot']}) in {timings['total']:.0f} s "
+          f"(ETA was {result['eta']:.0f} s), peak memory {summary['peak_rss_mb']} MB")
+    print("  seconds per phase: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total"))
+    for name, folder_count in result["written"].items():
+        print(f"  {out / name}/  {folder_count} images")
+    print(f"  {out / 'summary_grid.png'}  (rows: masked input / inpainted / ground truth)")
     print(f"  {out / 'summary.json'}")
     return 0

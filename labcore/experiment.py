@@ -1,25 +1,57 @@
-"""``labcore experiment``: which mask schedule and how many iterations inpaint best, by FID.
+"""``labcore experiment``: does iterative decoding beat one-shot decoding, and which mask schedule
+and how many iterations inpaint best? Measured by FID, with two cheap columns beside it.
 
-One command, fixed seeds, writes ``results/experiments.csv``, ``results/experiments.png`` (FID vs
-T per schedule) and ``results/experiments.md`` (the table):
+One command, fixed seeds, writes into the output folder (default ``results/``):
+``experiments.csv`` (one line per row), ``experiments.md`` (the table: a setting run with several
+seeds shows mean ± std; then the aims, checked against the numbers) and ``experiments.png`` (FID
+vs T per schedule, one panel per token rule). The rows, in this order:
 
-- every schedule x T in {1, 2, 4, 8, 12}, sweet spot S = T;
-- a sweet-spot sweep (S < T) for the best schedule at the largest T;
-- ``paste_known`` off/on for the best setting;
-- baselines in the same table: the VQGAN reconstruction of the ground truth (the tokenizer's
-  oracle: no inpainting can beat what the tokenizer can represent), the masked input with its holes
-  filled by the image's mean known colour, and one-shot decoding (T = 1).
+1. baselines: the VQGAN reconstruction of the ground truth (the tokenizer's oracle: no token
+   prediction can beat what the tokenizer can represent), and the masked input with its holes
+   filled by the image's mean known colour;
+2. one-shot decoding (T = 1: every masked token at once, the same for every schedule), once per
+   token rule;
+3. the grid: every schedule (default: the course's linear, cosine, square) x T in {2, 4, 8, 12},
+   sweet spot S = T, for each token rule;
+4. a sweet-spot sweep (stop after S < T steps) at the largest T, on each rule's best schedule;
+5. more seeds (``--seeds``, default 3 in all) for one-shot and for each rule's best iterative
+   setting, so that a difference can be told from seed noise;
+6. ``paste_known`` (the known input pixels put back over the output) for each rule's best setting.
 
-The test set is encoded to tokens once; each row decodes, turns the result into images and scores
-them against cached reference statistics of the ground truth. Wall time is recorded per row.
+The token rules (``--sample-temperatures``, default 0 1): 0 takes the argmax token (the course's
+rule), t > 0 samples each token from softmax(logits / t). With argmax tokens every token is already
+the most likely one, and conditioning on the most likely neighbours mostly confirms it, so the
+schedule has little to work with; with sampled tokens one-shot decoding draws every token
+independently, and iterative decoding lets the later samples agree with the earlier ones, which is
+MaskGIT's point. Every decoding row uses the choice temperature ``--choice-temperature`` (default
+4.5). Outputs are clamped to [0, 1], as the PNGs ``labcore inpaint`` writes are.
+
+Beside FID (Inception, the slow part of a row), two columns that need no Inception:
+``psnr_masked``, the PSNR in dB of the missing pixels only (mask == 0, images in [0, 1], mean over
+images), and ``token_acc``, the share of the tokens the decoder fills (the latent mask) that equal
+the tokenizer's tokens of the ground truth (1 for the oracle by definition; empty for the mean
+colour, which has no tokens).
+
+Resumable: a run reads the output folder's ``experiments.csv`` first and skips every row already
+there (key: the setting columns, the seed and the number of images); it rewrites the CSV
+atomically after every new row, so a killed run, started again with the same command, carries on
+where it stopped. The full run on the bundled models, in the background (``scripts/run-experiment.sh``
+does this; run the same command again to resume)::
+
+    mkdir -p results/experiment750 && nohup .venv/bin/labcore experiment -o results/experiment750 \\
+        --no-progress >> results/experiment750/run.log 2>&1 &
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import io
+import statistics
+import sys
 import time
+import warnings
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -27,230 +59,515 @@ from tqdm.auto import tqdm
 
 from . import fid
 from .data import InpaintingTestSet, collate_test
-from .maskgit import SCHEDULES, MaskGit
+from .maskgit import MaskGit, latent_mask
 from .paths import EMOJI64_DIR, RESULTS_DIR
-from .runtime import fast_mode, pick_device
+from .runtime import atomic_write_text, fast_mode, pick_device
 
 ITERATIONS = (1, 2, 4, 8, 12)
-ONE_SHOT = "any"  # the schedule column of the T = 1 row: gamma(1) = 0 for every schedule
-FIELDS = ["kind", "schedule", "total_iter", "sweet_spot", "paste_known", "fid", "images", "seconds"]
+COURSE_SCHEDULES = ("linear", "cosine", "square")
+SAMPLE_TEMPERATURES = (0.0, 1.0)  # argmax tokens (the course's rule), sampled tokens
+ONE_SHOT = "any"  # the schedule column of the T = 1 rows: gamma(1) = 0 for every schedule
+ORACLE = "oracle: VQGAN reconstruction of the ground truth"
+MEAN_FILL = "baseline: holes filled with the mean colour"
+ONE_SHOT_KIND, MASKGIT_KIND = "one-shot (T=1)", "maskgit"
+DECODING = (ONE_SHOT_KIND, MASKGIT_KIND)
+SETTING_FIELDS = ["kind", "tokens", "sample_temperature", "schedule", "total_iter", "sweet_spot",
+                  "paste_known", "choice_temperature"]
+FIELDS = SETTING_FIELDS + ["seed", "fid", "psnr_masked", "token_acc", "images", "seconds"]
+KEY_FIELDS = SETTING_FIELDS + ["seed", "images"]  # a row with this key is done: a resumed run skips it
 
 
-def load_test_tensors(test_set: InpaintingTestSet, limit: int | None = None) -> dict:
-    """The first ``limit`` test items as stacked tensors (images, masks, targets in [0, 1])."""
+# ----------------------------------------------------------------------------- settings and rows
+
+def token_rule(sample_temperature: float) -> str:
+    return "argmax" if sample_temperature == 0 else "sampled"
+
+
+def decoding_setting(sample_temperature: float, schedule: str, total_iter: int, sweet_spot: int | None = None,
+                     paste_known: bool = False, choice_temperature: float = 4.5, seed: int = 0) -> dict:
+    """The setting columns of one decoding row (T = 1 is schedule-free: schedule ``ONE_SHOT``)."""
+    one_shot = total_iter == 1
+    return {"kind": ONE_SHOT_KIND if one_shot else MASKGIT_KIND, "tokens": token_rule(sample_temperature),
+            "sample_temperature": float(sample_temperature), "schedule": ONE_SHOT if one_shot else schedule,
+            "total_iter": int(total_iter), "sweet_spot": int(sweet_spot or total_iter),
+            "paste_known": bool(paste_known), "choice_temperature": float(choice_temperature), "seed": int(seed)}
+
+
+def baseline_setting(kind: str) -> dict:
+    return {**dict.fromkeys(SETTING_FIELDS + ["seed"], ""), "kind": kind}
+
+
+def _canon(value) -> str:
+    """One spelling per value, so that a row read back from the CSV has the key it was written with."""
+    if isinstance(value, bool) or value == "":
+        return str(value)
+    return repr(float(value)) if isinstance(value, (int, float)) else str(value)
+
+
+def row_key(row: dict, fields=KEY_FIELDS) -> tuple:
+    return tuple(_canon(row[k]) for k in fields)
+
+
+def setting_key(row: dict) -> tuple:
+    """The key without the seed: rows that differ only in their seed are one setting."""
+    return row_key(row, SETTING_FIELDS + ["images"])
+
+
+def is_decoding(row: dict) -> bool:
+    return row["kind"] in DECODING
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def psnr_masked(images01: torch.Tensor, targets01: torch.Tensor, masks: torch.Tensor) -> float:
+    """Mean over images of the PSNR (dB, peak 1) of the missing pixels only (mask == 0): the known
+    pixels would otherwise dominate it. Images with no missing pixel are left out."""
+    hole = (masks < 0.5).expand_as(images01)                                    # (N,3,H,W) True = missing
+    squared = (images01 - targets01).square() * hole                            # (N,3,H,W)
+    count = hole.flatten(1).sum(1)                                              # (N,)
+    mse = squared.flatten(1).sum(1)[count > 0] / count[count > 0]              # (n,)
+    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
+
+
+def load_test_tensors(test_set: InpaintingTestSet, limit: int | None = None, progress: bool = True) -> dict:
+    """The first ``limit`` test items as stacked tensors (images, masks, targets normalised)."""
     count = len(test_set) if limit is None else min(limit, len(test_set))
-    batch = collate_test([test_set[i] for i in tqdm(range(count), desc="load test set", leave=False)])
+    items = [test_set[i] for i in tqdm(range(count), desc="load test set", leave=False, disable=not progress)]
+    batch = collate_test(items)
     if batch["target"] is None:
-        raise ValueError(f"the test set has no ground truth (no ground_truth/ folder or test_gt.csv): "
-                         f"FID needs one")
+        raise ValueError("the test set has no ground truth (no ground_truth/ folder or test_gt.csv): FID needs one")
     return batch
 
 
 class Experiment:
-    """Scores inpainting settings on one test set with one MaskGit; rows accumulate in ``rows``."""
+    """Scores inpainting settings on one test set with one MaskGit: FID against the ground truth,
+    PSNR of the holes and token accuracy. The reference statistics and the tokens are computed on
+    first use, so a resumed run with nothing left to do computes neither."""
 
     def __init__(self, maskgit: MaskGit, test_set: InpaintingTestSet, limit: int | None = None,
-                 seed: int = 0, batch_size: int = 64, device: str = "auto", fid_batch_size: int = 50):
+                 batch_size: int = 64, device: str = "auto", fid_batch_size: int = 50, progress: bool = True):
         self.device = pick_device(device)
         self.maskgit = maskgit.to(self.device).eval()
-        self.norm = test_set.normalization
-        self.seed, self.batch_size, self.fid_batch_size = seed, batch_size, fid_batch_size
-        data = load_test_tensors(test_set, limit)
-        self.images, self.masks = data["image"], data["mask"]                   # (N,3,64,64), (N,1,64,64)
-        self.targets01 = self.norm.denormalize(data["target"])                  # (N,3,64,64) in [0,1]
-        if limit is None or limit >= len(test_set):  # the whole ground truth: cached by content hash
-            self.reference = fid.load_or_compute_stats(test_set.gt_source, batch_size=fid_batch_size,
-                                                       device=self.device)
-        else:
-            self.reference = fid.compute_stats(self.targets01, fid_batch_size, self.device)
-        self.tokens, self.latent_masks = [], []
-        with torch.no_grad():
-            for start in range(0, len(self.images), batch_size):
-                imgs = self.images[start:start + batch_size].to(self.device)
-                msks = self.masks[start:start + batch_size].to(self.device)
-                self.tokens.append(self.maskgit.encode_to_z(imgs))              # (b, 256), encoded once
-                self.latent_masks.append(self._latent(msks))                    # (b, 16, 16)
-        self.rows: list[dict] = []
+        self.test_set, self.norm = test_set, test_set.normalization
+        self.batch_size, self.fid_batch_size, self.progress = batch_size, fid_batch_size, progress
+        data = load_test_tensors(test_set, limit, progress)
+        self.images, self.masks, self.targets = data["image"], data["mask"], data["target"]  # (N,3|1|3,64,64)
+        self.targets01 = self.norm.denormalize(self.targets).clamp(0, 1)          # (N,3,64,64) in [0,1]
+        self.count = len(self.images)
+        if self.count < fid.RELIABLE_SAMPLES:  # said once here, not once per row
+            warnings.warn(f"FID from {self.count} images: below {fid.RELIABLE_SAMPLES} samples FID is biased "
+                          "upwards; compare only scores within this table", stacklevel=2)
 
-    def _latent(self, masks: torch.Tensor) -> torch.Tensor:
-        from .maskgit import latent_mask
-        return latent_mask(masks, patch=self.maskgit.patch)
+    @cached_property
+    def reference(self) -> fid.Stats:
+        """Inception statistics of the ground truth's first ``count`` images, from the activations
+        shipped beside it (or cached on disk) when there are some, else computed once."""
+        limit = None if self.count == len(self.test_set) else self.count
+        return fid.load_or_compute_stats(self.test_set.gt_source, batch_size=self.fid_batch_size,
+                                         device=self.device, limit=limit)
 
-    def score(self, kind: str, images01: torch.Tensor, start: float, **setting) -> dict:
-        stats = fid.compute_stats(images01, self.fid_batch_size, self.device)
-        row = {"kind": kind, "schedule": "", "total_iter": "", "sweet_spot": "", "paste_known": "",
-               **setting, "fid": round(fid.frechet_distance(stats, self.reference), 3),
-               "images": len(images01), "seconds": round(time.perf_counter() - start, 1)}
+    @cached_property
+    @torch.no_grad()
+    def encoded(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per batch: the input's tokens (b, 256), the latent mask (b, 16, 16) and the truth's tokens (b, 256)."""
+        batches = []
+        for lo in range(0, self.count, self.batch_size):
+            part = slice(lo, lo + self.batch_size)
+            tokens = self.maskgit.encode_to_z(self.images[part].to(self.device))  # (b, 256), encoded once
+            masked = latent_mask(self.masks[part].to(self.device), patch=self.maskgit.patch)  # (b, 16, 16)
+            truth = self.maskgit.encode_to_z(self.targets[part].to(self.device))  # (b, 256)
+            batches.append((tokens, masked, truth))
+        return batches
+
+    def fid_of(self, images01: torch.Tensor) -> float:
+        stats = fid.compute_stats(images01, self.fid_batch_size, self.device, progress=self.progress)
+        with warnings.catch_warnings():  # the small-sample warning was given once, in __init__
+            warnings.filterwarnings("ignore", message="FID from .* images", category=UserWarning)
+            return fid.frechet_distance(stats, self.reference)
+
+    def score(self, setting: dict, images01: torch.Tensor, token_acc: float | None, start: float) -> dict:
+        """A finished row: the setting, the three measures, the image count and the wall time."""
+        return {**setting, "fid": round(self.fid_of(images01), 3),
+                "psnr_masked": round(psnr_masked(images01, self.targets01, self.masks), 3),
+                "token_acc": "" if token_acc is None else round(token_acc, 4),
+                "images": self.count, "seconds": round(time.perf_counter() - start, 1)}
+
+    def run(self, setting: dict) -> dict:
+        """Compute one row: a baseline or a decoding setting (``decoding_setting``)."""
+        start = time.perf_counter()
+        if setting["kind"] == ORACLE:
+            return self.score(setting, self.oracle_images(), 1.0, start)  # its tokens ARE the truth's
+        if setting["kind"] == MEAN_FILL:
+            return self.score(setting, self.mean_fill_images(), None, start)
+        return self.score(setting, *self.decode(setting), start)
+
+    @torch.no_grad()
+    def decode(self, setting: dict) -> tuple[torch.Tensor, float]:
+        """Inpaint every test image with ``setting``: images in [0, 1] (N,3,64,64) and the token accuracy."""
+        generator = torch.Generator().manual_seed(setting["seed"])  # CPU generator: same numbers on any device
+        schedule = COURSE_SCHEDULES[0] if setting["schedule"] == ONE_SHOT else setting["schedule"]
+        outputs, hits, filled = [], 0, 0
+        for b, (tokens, masked, truth) in enumerate(self.encoded):
+            final, _ = self.maskgit.decode_tokens(tokens, masked, setting["total_iter"], setting["sweet_spot"],
+                                                  schedule, setting["choice_temperature"],
+                                                  setting["sample_temperature"], generator)  # (b, 16, 16)
+            hits += int((final.flatten(1) == truth)[masked.flatten(1)].sum())
+            filled += int(masked.sum())
+            images = self.maskgit.decode_z(final).cpu()                          # (b,3,64,64) normalised
+            if setting["paste_known"]:
+                part = slice(b * self.batch_size, b * self.batch_size + len(images))
+                images = self.masks[part] * self.images[part] + (1 - self.masks[part]) * images
+            outputs.append(self.norm.denormalize(images).clamp(0, 1))           # (b,3,64,64) in [0,1]
+        return torch.cat(outputs), hits / max(filled, 1)
+
+    @torch.no_grad()
+    def oracle_images(self) -> torch.Tensor:
+        """VQGAN reconstruction of the ground truth: the best any token prediction can do."""
+        outputs = [self.maskgit.decode_z(truth).cpu() for _, _, truth in self.encoded]  # (b,3,64,64) each
+        return self.norm.denormalize(torch.cat(outputs)).clamp(0, 1)            # (N,3,64,64)
+
+    def mean_fill_images(self) -> torch.Tensor:
+        """The masked input with every hole filled by the mean colour of the image's known pixels."""
+        images01, known = self.norm.denormalize(self.images), self.masks        # (N,3,64,64), (N,1,64,64)
+        mean = (images01 * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+        return (known * images01 + (1 - known) * mean).clamp(0, 1)              # (N,3,64,64)
+
+
+# ----------------------------------------------------------------------------- the run
+
+class Runner:
+    """Runs rows in order, skipping those already in ``out_dir/experiments.csv``; writes the
+    results after every new row. ``computed`` counts the rows this run computed."""
+
+    def __init__(self, exp: Experiment, out_dir: Path, choice_temperature: float, total: int):
+        self.exp, self.out_dir = exp, Path(out_dir)
+        self.rows = previous_rows(self.out_dir, exp.count, choice_temperature)
+        self.done = {row_key(r) for r in self.rows}
+        self.computed, self.index = 0, 0
+        self.bar = tqdm(total=total, desc="experiment rows", disable=not exp.progress)
+
+    def row(self, setting: dict) -> dict:
+        """The row of ``setting``: read from the CSV when done before, else computed and written."""
+        setting = {**setting, "images": self.exp.count}
+        self.index += 1
+        label = describe(setting)
+        if row_key(setting) in self.done:
+            say(f"row {self.index}: {label}: in experiments.csv already, skipped")
+            self.bar.update()
+            return next(r for r in self.rows if row_key(r) == row_key(setting))
+        row = self.exp.run(setting)
         self.rows.append(row)
+        self.done.add(row_key(row))
+        self.computed += 1
+        write_results(self.rows, self.out_dir)  # after every row: a killed run keeps what it has
+        say(f"row {self.index}: {label}: FID {row['fid']:.2f}, PSNR of the holes {row['psnr_masked']:.2f} dB"
+            + (f", token acc {row['token_acc']:.3f}" if row["token_acc"] != "" else "") + f" ({row['seconds']:.1f} s)")
+        self.bar.update()
         return row
 
-    @torch.no_grad()
-    def inpaint(self, schedule: str, total_iter: int, sweet_spot: int | None = None,
-                paste_known: bool = False, choice_temperature: float = 4.5) -> dict:
-        start = time.perf_counter()
-        generator = torch.Generator().manual_seed(self.seed)
-        outputs = []
-        for b, (tokens, masked) in enumerate(zip(self.tokens, self.latent_masks)):
-            final, _ = self.maskgit.decode_tokens(tokens, masked, total_iter, sweet_spot, schedule,
-                                                  choice_temperature, generator=generator)
-            images = self.maskgit.decode_z(final).cpu()                         # (b,3,64,64) normalised
-            if paste_known:
-                lo = b * self.batch_size
-                known = self.masks[lo:lo + len(images)]
-                images = known * self.images[lo:lo + len(images)] + (1 - known) * images
-            outputs.append(self.norm.denormalize(images))
-        kind = "one-shot (T=1)" if total_iter == 1 else "maskgit"
-        if total_iter == 1:
-            schedule = ONE_SHOT  # one step fills every token whatever the schedule
-        return self.score(kind, torch.cat(outputs), start, schedule=schedule, total_iter=total_iter,
-                          sweet_spot=sweet_spot or total_iter, paste_known=paste_known)
 
-    @torch.no_grad()
-    def oracle(self) -> dict:
-        """VQGAN reconstruction of the ground truth: the best any token prediction can do."""
-        start = time.perf_counter()
-        outputs = []
-        for lo in range(0, len(self.targets01), self.batch_size):
-            truth = self.norm.normalize(self.targets01[lo:lo + self.batch_size]).to(self.device)
-            outputs.append(self.norm.denormalize(self.maskgit.decode_z(self.maskgit.encode_to_z(truth)).cpu()))
-        return self.score("oracle: VQGAN reconstruction of the ground truth", torch.cat(outputs), start)
+def say(line: str) -> None:
+    """One line on stdout beside the progress bar, flushed: a background run's log shows each row at once."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
 
-    def mean_fill(self) -> dict:
-        """The masked input with every hole filled by the mean colour of the image's known pixels."""
-        start = time.perf_counter()
-        images01 = self.norm.denormalize(self.images)                           # (N,3,64,64)
-        known = self.masks                                                      # (N,1,64,64)
-        mean = (images01 * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-        return self.score("baseline: holes filled with the mean colour", known * images01 + (1 - known) * mean, start)
+
+def describe(row: dict) -> str:
+    if not is_decoding(row):
+        return row["kind"]
+    text = f"{row['tokens']} tokens, {row['schedule']} T={row['total_iter']} S={row['sweet_spot']}"
+    return text + (", paste known" if row["paste_known"] else "") + f", seed {row['seed']}"
+
+
+def plan_size(schedules, iterations, temperatures, seeds: int) -> int:
+    """Rows of a full run (upper bound: a rule whose best setting is one-shot runs fewer seed rows)."""
+    grid = len(schedules) * len([t for t in iterations if t > 1])
+    per_rule = (1 in iterations) + grid + len(sweet_spots(max(iterations))) + 2 * (seeds - 1) + 1
+    return 2 + len(temperatures) * per_rule
+
+
+def sweet_spots(t_max: int) -> list[int]:
+    return sorted({max(1, t_max // 4), max(1, t_max // 2), max(1, 3 * t_max // 4)} - {t_max})
+
+
+def best_row(rows: list[dict], sample_temperature: float | None = None, seed: int | None = None,
+             iterative: bool = False) -> dict | None:
+    """The decoding row without paste-known with the lowest FID (of one token rule, seed, T > 1)."""
+    rows = [r for r in rows if is_decoding(r) and not r["paste_known"]
+            and (sample_temperature is None or r["sample_temperature"] == sample_temperature)
+            and (seed is None or r["seed"] == seed) and (not iterative or r["total_iter"] > 1)]
+    return min(rows, key=lambda r: float(r["fid"]), default=None)
 
 
 def schedule_experiment(maskgit: MaskGit, test_set: InpaintingTestSet, out_dir: str | Path = RESULTS_DIR,
-                        schedules=SCHEDULES, iterations=ITERATIONS, limit: int | None = None, seed: int = 0,
-                        batch_size: int = 64, device: str = "auto") -> list[dict]:
-    """Run the whole table and write experiments.csv / .md / .png into ``out_dir``."""
-    exp = Experiment(maskgit, test_set, limit, seed, batch_size, device)
-    # T = 1 is the same for every schedule, so it is one row; the grid is the rest
-    grid = [(schedules[0], 1)] * (1 in iterations) + [(s, t) for s in schedules for t in iterations if t > 1]
-    t_max = max(iterations)
-    sweet_spots = sorted({max(1, t_max // 4), max(1, t_max // 2), max(1, 3 * t_max // 4)} - {t_max})
-    bar = tqdm(total=2 + len(grid) + len(sweet_spots) + 1, desc="experiment rows")
-
-    def done(row: dict) -> None:
-        bar.set_postfix_str(f"{row['schedule'] or row['kind'][:12]} T={row['total_iter']} FID {row['fid']:.1f}")
-        bar.update()
-        write_results(exp.rows, Path(out_dir))  # after every row: an interrupted run keeps what it has
-
-    done(exp.oracle())
-    done(exp.mean_fill())
-    for schedule, total_iter in grid:
-        done(exp.inpaint(schedule, total_iter))
-    best = best_row(exp.rows)
-    best_schedule = best["schedule"] if best["schedule"] != ONE_SHOT else schedules[0]
-    for sweet_spot in sweet_spots:  # stop early at S < T on the best schedule
-        done(exp.inpaint(best_schedule, t_max, sweet_spot=sweet_spot))
-    best = best_row(exp.rows)
-    done(exp.inpaint(best_schedule, best["total_iter"], best["sweet_spot"], paste_known=True))
-    bar.close()
-    return exp.rows
+                        schedules=COURSE_SCHEDULES, iterations=ITERATIONS, sample_temperatures=SAMPLE_TEMPERATURES,
+                        seeds: int = 3, limit: int | None = None, seed: int = 0, choice_temperature: float = 4.5,
+                        batch_size: int = 64, device: str = "auto", progress: bool = True) -> list[dict]:
+    """Run (or finish) the whole table and write experiments.csv / .md / .png into ``out_dir``;
+    returns every row of the CSV (rows done before included)."""
+    return run_rows(Experiment(maskgit, test_set, limit, batch_size, device, progress=progress), Path(out_dir),
+                    schedules, iterations, sample_temperatures, seeds, seed, choice_temperature).rows
 
 
-def best_row(rows: list[dict]) -> dict:
-    """The decoding row (not a baseline) with the lowest FID."""
-    return min((r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)")), key=lambda r: float(r["fid"]))
+def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_temperatures, seeds: int,
+             seed: int, choice_temperature: float) -> Runner:
+    """The rows in the module docstring's order; returns the runner (its rows and its count)."""
+    runner = Runner(exp, out_dir, choice_temperature, plan_size(schedules, iterations, sample_temperatures, seeds))
+
+    def setting(t: float, schedule: str, T: int, S: int | None = None, paste: bool = False, sd: int = seed) -> dict:
+        return decoding_setting(t, schedule, T, S, paste, choice_temperature, sd)
+
+    runner.row(baseline_setting(ORACLE))
+    runner.row(baseline_setting(MEAN_FILL))
+    steps = [T for T in iterations if T > 1]
+    for t in sample_temperatures:
+        if 1 in iterations:
+            runner.row(setting(t, ONE_SHOT, 1))
+    for t in sample_temperatures:
+        for schedule in schedules:
+            for T in steps:
+                runner.row(setting(t, schedule, T))
+    for t in sample_temperatures:  # stop early (S < T) on the rule's best schedule at the largest T
+        best = best_row(runner.rows, t, seed, iterative=True)
+        for S in sweet_spots(max(iterations)) if best else []:
+            runner.row(setting(t, best["schedule"], max(iterations), S))
+    for t in sample_temperatures:  # one-shot and the best iterative setting, with more seeds
+        best = best_row(runner.rows, t, seed, iterative=True)
+        repeat = ([(ONE_SHOT, 1, 1)] if 1 in iterations else []) + \
+                 ([(best["schedule"], best["total_iter"], best["sweet_spot"])] if best else [])
+        for sd in range(seed + 1, seed + seeds):
+            for schedule, T, S in repeat:
+                runner.row(setting(t, schedule, T, S, sd=sd))
+    for t in sample_temperatures:  # the known pixels put back over the rule's best setting
+        best = best_row(runner.rows, t, seed)
+        if best:
+            runner.row(setting(t, best["schedule"], best["total_iter"], best["sweet_spot"], paste=True))
+    runner.bar.close()
+    write_results(runner.rows, out_dir)
+    return runner
 
 
-def best_setting(rows: list[dict]) -> dict:
-    best = best_row(rows)
-    return {k: best[k] for k in ("schedule", "total_iter", "sweet_spot", "paste_known", "fid")}
+def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list[dict]:
+    """The rows of an earlier run in ``out_dir`` (none if there is no experiments.csv). They must
+    be scored on as many images, with the same choice temperature: one table holds numbers that
+    compare."""
+    path = Path(out_dir) / "experiments.csv"
+    rows = read_results(path) if path.is_file() else []
+    counts = sorted({r["images"] for r in rows})
+    if counts and counts != [images]:
+        raise ValueError(f"{path} holds rows scored on {', '.join(map(str, counts))} images, this run scores "
+                         f"{images}: FIDs on different image counts do not compare; use another --output-dir")
+    temperatures = sorted({r["choice_temperature"] for r in rows if is_decoding(r)})
+    if temperatures and temperatures != [float(choice_temperature)]:
+        raise ValueError(f"{path} holds rows with choice temperature {', '.join(f'{t:g}' for t in temperatures)}, "
+                         f"this run uses {choice_temperature:g}: use another --output-dir")
+    return rows
 
+
+# ----------------------------------------------------------------------------- results files
 
 def read_results(path: str | Path) -> list[dict]:
     """Rows of an ``experiments.csv``, with numbers and booleans as written."""
+    ints, texts = {"total_iter", "sweet_spot", "seed", "images"}, {"kind", "tokens", "schedule"}
+
     def parse(key: str, value: str):
-        if value == "" or key in ("kind", "schedule"):
+        if value == "" or key in texts:
             return value
         if key == "paste_known":
             return value == "True"
-        return float(value) if key in ("fid", "seconds") else int(value)
+        return int(value) if key in ints else float(value)
 
     with open(path, newline="") as f:
-        return [{k: parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        if reader.fieldnames != FIELDS:
+            raise ValueError(f"{path}: columns {reader.fieldnames} are not this labcore's {FIELDS} "
+                             "(an older experiment?): use another --output-dir")
+        return [{k: parse(k, v) for k, v in row.items()} for row in reader]
 
 
 def write_results(rows: list[dict], out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "experiments.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| setting | schedule | T | S | paste known | FID | images | seconds |",
-             "|---|---|---:|---:|---|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: r["fid"]):
-        lines.append(f"| {r['kind']} | {r['schedule']} | {r['total_iter']} | {r['sweet_spot']} | "
-                     f"{r['paste_known']} | {r['fid']:.2f} | {r['images']} | {r['seconds']} |")
-    if any(r["kind"] in ("maskgit", "one-shot (T=1)") for r in rows):
-        lines += ["", f"Best setting: {json.dumps(best_setting(rows))}. FID from {rows[0]['images']} images "
-                  "(biased upwards below 2048: compare only within this table)."]
-    (out_dir / "experiments.md").write_text("\n".join(lines) + "\n")
+    """experiments.csv, .md and .png; each file is replaced whole (atomically)."""
+    out_dir = Path(out_dir)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r[k] for k in FIELDS} for r in rows)
+    atomic_write_text(text.getvalue(), out_dir / "experiments.csv")
+    atomic_write_text(results_markdown(rows), out_dir / "experiments.md")
     plot_fid_vs_iterations(rows, out_dir / "experiments.png")
 
 
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One entry per setting (rows that differ only in their seed), in first-seen order:
+    the setting, ``n`` seeds, and mean / std (0 for one seed) of every measure."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(setting_key(r), []).append(r)
+    out = []
+    for members in groups.values():
+        entry = {k: members[0][k] for k in SETTING_FIELDS + ["images"]}
+        entry["n"] = len(members)
+        for measure in ("fid", "psnr_masked", "token_acc", "seconds"):
+            values = [float(m[measure]) for m in members if m[measure] != ""]
+            entry[measure] = statistics.fmean(values) if values else None
+            entry[f"{measure}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def _cell(entry: dict, measure: str, digits: int) -> str:
+    if entry[measure] is None:
+        return ""
+    text = f"{entry[measure]:.{digits}f}"
+    return text + (f" ± {entry[measure + '_std']:.{digits}f}" if entry["n"] > 1 else "")
+
+
+def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
+    """The table (sorted by FID; several seeds: mean ± std, sample std) and the aims checked."""
+    lines = ["| setting | tokens | schedule | T | S | paste known | FID | PSNR holes (dB) | token acc | seeds | s/row |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for e in sorted(aggregate(rows), key=lambda e: e["fid"]):
+        lines.append(f"| {e['kind']} | {e['tokens']} | {e['schedule']} | {e['total_iter']} | {e['sweet_spot']} | "
+                     f"{e['paste_known']} | {_cell(e, 'fid', 2)} | {_cell(e, 'psnr_masked', 2)} | "
+                     f"{_cell(e, 'token_acc', 3)} | {e['n'] if is_decoding(e) else ''} | {e['seconds']:.0f} |")
+    if rows:
+        lines += ["", f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare "
+                  "only within this table). ± is the standard deviation over seeds; the best iterative setting "
+                  "was picked on the first seed."] + (["", *aims(aggregate(rows))] if with_aims else [])
+    return "\n".join(lines) + "\n"
+
+
+def aims(entries: list[dict]) -> list[str]:
+    """The issue's aims, each checked against the table: met / not met / not measured."""
+    lines = ["Aims:"]
+    for t in dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e)):
+        rule = [e for e in entries if is_decoding(e) and e["sample_temperature"] == t and not e["paste_known"]]
+        one = next((e for e in rule if e["total_iter"] == 1), None)
+        best = min((e for e in rule if e["total_iter"] > 1 and e["n"] > 1), key=lambda e: e["fid"], default=None)
+        if one is None or best is None or one["n"] < 2:
+            lines.append(f"- {token_rule(t)} tokens: best iterative vs one-shot: not measured (needs both with seeds)")
+            continue
+        std = max(one["fid_std"], best["fid_std"])
+        gap = one["fid"] - best["fid"]
+        verdict = "met" if gap > 3 * std else "not met"
+        lines.append(f"- {token_rule(t)} tokens: best iterative ({best['schedule']} T={best['total_iter']} "
+                     f"S={best['sweet_spot']}) FID {_cell(best, 'fid', 2)} vs one-shot {_cell(one, 'fid', 2)}: "
+                     f"one-shot - best = {gap:.2f}, {gap / std if std else float('inf'):.1f} x the larger seed std "
+                     f"(aim: > 3): {verdict}")
+    return lines + baseline_aims(entries)
+
+
+def baseline_aims(entries: list[dict]) -> list[str]:
+    by_kind = {e["kind"]: e for e in entries if not is_decoding(e)}
+    pasted = min((e for e in entries if is_decoding(e) and e["paste_known"]), key=lambda e: e["fid"], default=None)
+    oracle, mean = by_kind.get(ORACLE), by_kind.get(MEAN_FILL)
+    if pasted is None or oracle is None or mean is None:
+        return ["- paste known vs mean colour vs oracle: not measured"]
+    label = f"paste known ({pasted['tokens']}, {pasted['schedule']} T={pasted['total_iter']}) FID {pasted['fid']:.2f}"
+    return [f"- {label} vs mean colour {mean['fid']:.2f}: {'met' if pasted['fid'] < mean['fid'] else 'not met'}",
+            f"- oracle {oracle['fid']:.2f} below both: "
+            f"{'met' if oracle['fid'] < min(pasted['fid'], mean['fid']) else 'not met'}"]
+
+
 def plot_fid_vs_iterations(rows: list[dict], path: Path) -> None:
+    fid_figure(rows).savefig(path, dpi=120)
+
+
+def fid_figure(rows: list[dict]):
+    """FID vs T per schedule (S = T, no paste), one panel per token rule; error bars = seed std;
+    the baselines as horizontal lines. Returns a matplotlib Figure (a notebook shows it)."""
     from matplotlib.figure import Figure  # no pyplot: leaves a notebook's inline backend alone
 
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    grid = [r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)") and r["sweet_spot"] == r["total_iter"]
-            and not r["paste_known"]]
-    one_shot = [(r["total_iter"], r["fid"]) for r in grid if r["schedule"] == ONE_SHOT]
-    for schedule in dict.fromkeys(r["schedule"] for r in grid if r["schedule"] != ONE_SHOT):
-        pts = sorted(one_shot + [(r["total_iter"], r["fid"]) for r in grid if r["schedule"] == schedule])
-        ax.plot(*zip(*pts), marker="o", label=schedule)
-    for r in rows:
-        if r["kind"] in ("maskgit", "one-shot (T=1)") and r["paste_known"]:
-            ax.plot(r["total_iter"], r["fid"], marker="*", markersize=12, color="black", linestyle="none",
-                    label=f"{r['schedule']} T={r['total_iter']} + paste known ({r['fid']:.1f})")
-    styles = iter(["--", ":", "-."])
-    for r in rows:
-        if r["kind"].startswith(("oracle", "baseline")):
-            ax.axhline(r["fid"], color="gray", linestyle=next(styles), label=r["kind"].split(":")[0] + f" ({r['fid']:.1f})")
-    ax.set_xlabel("total iterations T (sweet spot S = T)")
-    ax.set_ylabel("FID (lower is better)")
-    ax.set_title(f"Inpainting FID on {rows[0]['images']} test images")
-    ax.legend(fontsize=8, ncol=2)
+    entries = aggregate(rows)
+    rules = list(dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e))) or [0.0]
+    fig = Figure(figsize=(5.5 * len(rules), 4.6))
+    axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]
+    for ax, t in zip(axes, rules):
+        _plot_rule(ax, [e for e in entries if is_decoding(e) and e["sample_temperature"] == t])
+        _plot_baselines(ax, entries)
+        ax.set_title(f"{token_rule(t)} tokens (sample temperature {t:g})")
+        ax.set_xticks(sorted({e["total_iter"] for e in entries if is_decoding(e)}) or [1])
+        ax.set_xlabel("total iterations T (sweet spot S = T)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FID (lower is better)")
+    seeds = " (error bars: std over seeds)" if any(e["n"] > 1 for e in entries) else ""
+    fig.suptitle(f"Inpainting FID on {rows[0]['images'] if rows else 0} test images{seeds}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
 
+
+def _plot_rule(ax, entries: list[dict]) -> None:
+    grid = [e for e in entries if e["sweet_spot"] == e["total_iter"] and not e["paste_known"]]
+    one_shot = [e for e in grid if e["schedule"] == ONE_SHOT]
+    for schedule in dict.fromkeys(e["schedule"] for e in grid if e["schedule"] != ONE_SHOT):
+        pts = sorted(one_shot + [e for e in grid if e["schedule"] == schedule], key=lambda e: e["total_iter"])
+        ax.errorbar([e["total_iter"] for e in pts], [e["fid"] for e in pts], yerr=[e["fid_std"] for e in pts],
+                    marker="o", capsize=3, label=schedule)
+    for e in entries:
+        if e["paste_known"]:
+            ax.plot(e["total_iter"], e["fid"], marker="*", markersize=13, color="black", linestyle="none",
+                    label=f"{e['schedule']} T={e['total_iter']} S={e['sweet_spot']} + paste known ({e['fid']:.1f})")
+
+
+def _plot_baselines(ax, entries: list[dict]) -> None:
+    styles = {ORACLE: ("--", "oracle: VQGAN reconstruction"), MEAN_FILL: (":", "mean-colour fill")}
+    for e in entries:
+        if e["kind"] in styles:
+            style, label = styles[e["kind"]]
+            ax.axhline(e["fid"], color="gray", linestyle=style, label=f"{label} ({e['fid']:.1f})")
+
+
+# ----------------------------------------------------------------------------- CLI
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=str(EMOJI64_DIR), help="test set (emoji64 or lab5_dataset)")
-    parser.add_argument("-o", "--output-dir", default=str(RESULTS_DIR))
-    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), help=f"choices: {' '.join(SCHEDULES)}")
+    parser.add_argument("-o", "--output-dir", default=str(RESULTS_DIR),
+                        help="where experiments.csv/.md/.png go; a run there before is resumed (default: results/)")
+    parser.add_argument("--schedules", nargs="+", default=list(COURSE_SCHEDULES),
+                        help="mask schedules (default: the course's linear cosine square)")
     parser.add_argument("--iterations", nargs="+", type=int, default=list(ITERATIONS), help="values of T")
-    parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: 16)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-temperatures", nargs="+", type=float, default=list(SAMPLE_TEMPERATURES),
+                        help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) (default: 0 1)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds for one-shot and each rule's best iterative setting (default 3: seeds 0, 1, 2)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (the one every row uses)")
+    parser.add_argument("--choice-temperature", type=float, default=4.5, help="Gumbel noise on the confidences")
+    parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
     for name in ("vqgan-config", "vqgan-weights", "transformer-config", "transformer-weights"):
         parser.add_argument(f"--{name}", help="default: the bundled model")
 
 
-def run(args: argparse.Namespace) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every setting checked before any model or image is loaded."""
     from .maskgit import gamma
     for s in args.schedules:
         gamma(s)  # unknown names fail here, listing the choices
-    if any(t < 1 for t in args.iterations):
-        raise ValueError(f"--iterations must all be >= 1, got {args.iterations}")
-    limit = args.limit
-    schedules, iterations = args.schedules, args.iterations
-    if fast_mode():
+    for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
+                              ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
+                              ("--limit", [args.limit or 1], 1), ("--batch-size", [args.batch_size], 1)):
+        if any(v < low for v in values):
+            raise ValueError(f"{name} must all be >= {low}, got {' '.join(map(str, values))}")
+
+
+def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
+    limit, schedules, iterations, seeds = args.limit, args.schedules, args.iterations, args.seeds
+    if fast_mode():  # a tiny subset: 16 images, T <= 2, at most 2 schedules and 2 seeds
         limit = min(limit or 16, 16)
-        schedules, iterations = schedules[:3], [t for t in iterations if t <= 2] or iterations[:1]
+        schedules, seeds = schedules[:2], min(seeds, 2)
+        iterations = [t for t in iterations if t <= 2] or iterations[:1]
+    test_set, out = InpaintingTestSet(args.data_root), Path(args.output_dir)
+    previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
     maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
                                  args.transformer_weights)
-    rows = schedule_experiment(maskgit, InpaintingTestSet(args.data_root), args.output_dir, schedules, iterations,
-                               limit, args.seed, args.batch_size, args.device)
-    out = Path(args.output_dir)
+    exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
+    runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
+                      seeds, args.seed, args.choice_temperature)
     print((out / "experiments.md").read_text())
-    print(f"wrote {out / 'experiments.csv'}, {out / 'experiments.md'}, {out / 'experiments.png'}")
+    print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
+          f"wrote experiments.csv, experiments.md, experiments.png in {out}")
     return 0

@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N test images")
     parser.add_argument("--no-steps", action="store_true",
                         help="write test_results/ only (skip the per-step strips: faster)")
+    parser.add_argument("--strips", type=int, default=None,
+                        help="write the per-step strips for the first N images only (default: every image)")
     parser.add_argument("--vqgan-config", default=None, help="course-style VQGAN.yml (default: bundled)")
     parser.add_argument("--vqgan-weights", "--vqgan-ckpt-path", dest="vqgan_weights", default=None,
                         help="VQGAN.pt state dict (default: bundled)")
@@ -86,14 +88,19 @@ def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, total_i
                      sweet_spot: int | None = None, schedule: str = "cosine", choice_temperature: float = 4.5,
                      sample_temperature: float = 0.0, batch_size: int = 32, seed: int = 0,
                      paste_known: bool = False, dilation: int = 0, limit: int | None = None,
-                     steps: bool = True, device: torch.device | str = "cpu", progress: bool = True) -> dict:
+                     steps: bool = True, device: torch.device | str = "cpu", progress: bool = True,
+                     strips: int | None = None) -> dict:
     """Inpaint ``test_set`` (a ``labcore.data.InpaintingTestSet``) and write the course's folders.
-    Returns {folder name: number of files written}."""
+    ``steps=False`` writes test_results/ only; ``strips=N`` writes the per-step strips
+    (mask_scheduling/, imga/) for the first N images only (each strip costs T extra VQGAN decodes
+    per image: on a CPU most of the time). Returns {folder name: number of files written}."""
     check_decoding_args(total_iter, sweet_spot, schedule, choice_temperature, sample_temperature)
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if dilation < 0:
         raise ValueError(f"--dilation must be >= 0, got {dilation}")
+    if strips is not None and strips < 0:
+        raise ValueError(f"--strips must be >= 0, got {strips}")
     output_dir = Path(output_dir)
     folders = {name: output_dir / name for name in (FOLDERS if steps else FOLDERS[:1])}
     for folder in folders.values():
@@ -112,7 +119,8 @@ def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, total_i
                                  sample_temperature, generator, paste_known, dilation)
         outputs = norm.denormalize(result.images.cpu()).clamp(0, 1)            # (B, 3, 64, 64)
         step_images = step_masks = None
-        if steps:
+        strip_count = len(items) if strips is None else max(0, min(len(items), strips - start))  # in this batch
+        if steps and strip_count:
             step_images = norm.denormalize(result.trace.images(maskgit).cpu()).clamp(0, 1)  # (S, B, 3, 64, 64)
             step_masks = result.trace.masks().cpu()                             # (S+1, B, 16, 16)
             inputs = norm.denormalize(images.cpu()).clamp(0, 1)                 # (B, 3, 64, 64)
@@ -120,7 +128,7 @@ def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, total_i
             number = _number(item["name"], start + b)
             save_image(outputs[b], folders["test_results"] / f"{Path(item['name']).stem}.png")
             written["test_results"] += 1
-            if steps:
+            if steps and b < strip_count:
                 save_image(_strip(mask_strip(step_masks[:, b], maskgit.patch)),
                            folders["mask_scheduling"] / f"test_{number}.png")
                 save_image(_strip(torch.cat([inputs[b:b + 1], step_images[:, b]])),
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     written = inpaint_test_set(maskgit, test_set, args.output_dir, args.total_iter, args.sweet_spot,
                                args.schedule, args.temperature, args.sample_temperature, args.batch_size,
                                args.seed, args.paste_known, args.dilation, args.limit, not args.no_steps,
-                               device)
+                               device, strips=args.strips)
     seconds = time.perf_counter() - t0
     n = written["test_results"]
     print(f"inpainted {n} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} images/s) on {device}; "

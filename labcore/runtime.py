@@ -51,9 +51,26 @@ def autocast(device: torch.device, enabled: bool = True):
 
 # ----------------------------------------------------------------------------- checkpoints
 
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor inside (dicts, lists, tuples: state dicts, optimizer states) moved
+    to the CPU, so a checkpoint written on a GPU opens with a plain ``torch.load`` anywhere."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        out = type(obj)((k, to_cpu(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a module's state_dict keeps its version info
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``:
-    a crash mid-write never leaves a truncated checkpoint behind."""
+    """torch.save of ``obj`` with CPU tensors (``to_cpu``) to a temporary file in the same folder,
+    fsync, then rename over ``path``: a crash mid-write never leaves a truncated checkpoint behind,
+    and a checkpoint written on a GPU loads on a CPU-only machine."""
+    obj = to_cpu(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -192,9 +192,6 @@ def make_tokens(out_path: str | Path = DEFAULT_TOKENS, vqgan_config: str | Path 
     """Encode the train and val images once with the frozen VQGAN (bundled by default) and save
     ``{train (N,256) long, train_flip (N,256) long, val (M,256) long, num_codebook_vectors,
     tokenizer_sha256, ...}`` atomically. ``limit`` keeps the first images of each split (tests)."""
-    from torch.utils.data import DataLoader, Subset
-
-    from .data import emoji64_dataset
     from .vqgan import BUNDLED_CONFIG, BUNDLED_WEIGHTS, load_vqgan
 
     if (vqgan_config is None) != (vqgan_weights is None):
@@ -207,21 +204,34 @@ def make_tokens(out_path: str | Path = DEFAULT_TOKENS, vqgan_config: str | Path 
                  "tokenizer_sha256": file_sha256(vqgan_weights), "tokenizer_config": str(vqgan_config),
                  "data_root": str(data_root)}
     for split in ("train", "val"):
-        dataset = emoji64_dataset(split, root=data_root)
-        if limit is not None:
-            dataset = Subset(dataset, range(min(limit, len(dataset))))
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-        plain, flipped = [], []
-        for images in tqdm(loader, desc=f"tokens {split}", disable=not progress):
-            images = images.to(device)                                                # (B, 3, 64, 64)
-            plain.append(vqgan.encode_to_indices(images).flatten(1).cpu())             # (B, 256)
-            if flip and split == "train":
-                flipped.append(vqgan.encode_to_indices(images.flip(-1)).flatten(1).cpu())  # (B, 256)
-        out[split] = torch.cat(plain).long()
-        if flipped:
-            out["train_flip"] = torch.cat(flipped).long()
+        out[split], flipped = encode_split(vqgan, split, data_root, flip and split == "train", limit, batch_size,
+                                           progress)
+        if flipped is not None:
+            out["train_flip"] = flipped
     atomic_save(out, out_path)
     return out
+
+
+@torch.no_grad()
+def encode_split(vqgan, split: str, data_root: str | Path = EMOJI64_DIR, flip: bool = False,
+                 limit: int | None = None, batch_size: int = 64, progress: bool = True):
+    """Token ids (N, 256) of one split's images (and of their mirror images when ``flip``, else None),
+    encoded by ``vqgan`` on its own device."""
+    from torch.utils.data import DataLoader, Subset
+
+    from .data import emoji64_dataset
+
+    dataset = emoji64_dataset(split, root=data_root)
+    if limit is not None:
+        dataset = Subset(dataset, range(min(limit, len(dataset))))
+    device = next(vqgan.parameters()).device
+    plain, flipped = [], []
+    for images in tqdm(DataLoader(dataset, batch_size=batch_size), desc=f"tokens {split}", disable=not progress):
+        images = images.to(device)                                                    # (B, 3, 64, 64)
+        plain.append(vqgan.encode_to_indices(images).flatten(1).cpu())                 # (B, 256)
+        if flip:
+            flipped.append(vqgan.encode_to_indices(images.flip(-1)).flatten(1).cpu())  # (B, 256)
+    return torch.cat(plain).long(), (torch.cat(flipped).long() if flip else None)
 
 
 def load_tokens(path: str | Path) -> dict:
@@ -694,6 +704,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--publish", metavar="STEM", default=None,
                         help="do not train: copy the finished run's best weights, config, log and metrics to "
                         "STEM.pt / STEM.yml / STEM_log.csv / STEM_metrics.json (e.g. data/checkpoints/transformer_emoji64)")
+
+
+def add_eval_transformer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default=None, help="transformer weights (default: the bundled transformer)")
+    parser.add_argument("--config", default=None, help="its yml (default: the bundled transformer's)")
+    parser.add_argument("--tokens", default=None, help="tokens file with a 'val' split (default: emoji64 val "
+                        "encoded by the bundled tokenizer)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+
+
+def run_eval_transformer(args: argparse.Namespace) -> int:
+    """``labcore eval-transformer``: the validation loss and masked-token accuracy at mask ratios
+    0.25 / 0.5 / 0.75 (fixed masks: the numbers ``labcore train`` logs in val.csv)."""
+    from .transformer import bundled_transformer_paths, load_transformer
+
+    weights, config = bundled_transformer_paths()
+    weights, config = Path(args.weights or weights), Path(args.config or config)
+    device = pick_device(args.device)
+    if args.tokens:
+        val = load_tokens(args.tokens).get("val")
+        if val is None:
+            raise ValueError(f"tokens file {args.tokens}: no 'val' split to evaluate on")
+    else:  # the val split is small: encode it with the bundled tokenizer (train tokens are not needed)
+        from .vqgan import load_bundled_vqgan
+        val, _ = encode_split(load_bundled_vqgan(device), "val")
+    model = load_transformer(weights, config, device=device)
+    metrics = evaluate(model, val, mask_token_id=model.config.num_codebook_vectors,
+                       bf16=device.type == "cuda", progress=True)
+    for r in VAL_RATIOS:
+        print(f"mask ratio {r:.2f}: val loss {metrics[f'loss@{r}']:.4f}  masked-token accuracy "
+              f"{100 * metrics[f'accuracy@{r}']:.1f} %")
+    print(f"{weights} on {len(val)} val images: mean loss {metrics['loss']:.4f}, "
+          f"mean accuracy {100 * metrics['accuracy']:.1f} %")
+    if args.out:
+        atomic_write_text(json.dumps({"weights": str(weights), **metrics}, indent=2), args.out)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

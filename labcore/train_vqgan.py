@@ -7,13 +7,21 @@ Codebook health: the codebook starts from encoder outputs of real images, follow
 mean of the outputs assigned to each code (EMA, ``--codebook-update ema``), codes unused for
 ``--restart-every`` steps restart at random encoder outputs, and usage / perplexity are logged.
 
-The bundled tokenizer (data/checkpoints/vqgan_emoji64.*) was trained on this repo's 2-core CPU with
+The bundled tokenizer (data/checkpoints/vqgan_emoji64.*: 3.76M parameters, the config's
+64-64-64-128 channels) was trained on one GPU (an H200, 2.1 minutes, bf16) with
+
+    labcore train-vqgan --config vqgan_emoji64_wide.yml --steps 2394 --batch-size 128 --lr 1e-3 \
+        --warmup 200 --device cuda --eval-every 300
+
+(the yml is data/checkpoints/vqgan_emoji64.yml) and checked with ``labcore eval-vqgan``. The laptop
+path is the command's defaults: the small 0.9M-parameter config (32-32-32-64 channels) on a 2-core
+CPU, e.g.
 
     OMP_NUM_THREADS=1 nohup nice -n -5 .venv/bin/python -m labcore train-vqgan --out runs/vqgan_emoji64 \
         --steps 700 --lr 2e-3 --warmup 50 --eval-every 100 --threads 1 > runs/vqgan_emoji64.log 2>&1 &
     # (after an interruption: the same command with --resume)
 
-then ``labcore eval-vqgan --weights runs/vqgan_emoji64/best.pt --config runs/vqgan_emoji64/vqgan.yml``.
+which took 46 minutes and reached 23.7 dB test PSNR (the previous bundled tokenizer).
 bf16 autocast is used on CUDA only by default: on the CPU we measured, bf16 convolutions were
 ~15x slower than fp32 (``--bf16 on`` forces it). On a CPU shared with other jobs, one thread
 (``--threads 1``) was ~4x faster per step than two oversubscribed ones.
@@ -214,10 +222,10 @@ def init_codebook_from_data(model: VQGAN, images: torch.Tensor) -> None:
     z = model.quant_conv(model.encoder(images))  # (B, D, h, w)
     z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*h*w, D)
     K = model.num_codes
-    pick = torch.randperm(len(z))[:K]
+    pick = torch.randperm(len(z), device=z.device)[:K]
     if len(pick) < K:  # tiny batches: repeat with noise
-        pick = torch.randint(len(z), (K,))
-    model.codebook.embedding.weight.copy_(z[pick] + 1e-3 * torch.randn(K, z.shape[1]))
+        pick = torch.randint(len(z), (K,), device=z.device)
+    model.codebook.embedding.weight.copy_(z[pick] + 1e-3 * torch.randn(K, z.shape[1], device=z.device))
 
 
 @torch.no_grad()
@@ -229,8 +237,8 @@ def restart_dead_codes(model: VQGAN, usage: torch.Tensor, images: torch.Tensor,
         return 0
     z = model.quant_conv(model.encoder(images))  # (B, D, h, w)
     z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*h*w, D)
-    pick = torch.randint(len(z), (len(dead),))
-    model.codebook.embedding.weight[dead] = z[pick] + 1e-3 * torch.randn(len(dead), z.shape[1])
+    pick = torch.randint(len(z), (len(dead),), device=z.device)
+    model.codebook.embedding.weight[dead] = z[pick] + 1e-3 * torch.randn(len(dead), z.shape[1], device=z.device)
     if ema is not None:
         ema.reset(model.codebook.embedding.weight, dead)
     return len(dead)

@@ -5,14 +5,18 @@ Every function returns a matplotlib ``Figure`` (drawn with pyplot, so a notebook
 inline) and takes images in the models' normalised space together with the ``Normalization``
 that brings them back to [0, 1].
 
-The widget callback ``show_decoding`` is a plain function with plain arguments; the panel
-(``decoding_panel``) only wires ipywidgets to it with ``widgets.interactive_output``.
+The panel's drawing function ``show_decoding`` is a plain function with plain arguments; the
+panel (``decoding_panel``) observes its widgets, calls it with ``pyplot=False`` and writes the
+figure into its ``Output`` widget itself (see ``DecodingPanel``).
 """
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import math
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -319,58 +323,102 @@ def mask_frames(masks: torch.Tensor, highlight_new: bool = True) -> torch.Tensor
     return frames
 
 
+def _new_figure(figsize: tuple[float, float], pyplot: bool = True, layout: str | None = None) -> Figure:
+    """A pyplot figure (a notebook cell shows it inline when the cell ends), or a bare ``Figure``
+    that pyplot never tracks. Widget callbacks need the bare kind: no cell ends after a slider
+    move, so pyplot would keep their figures and show them all in the next cell that runs."""
+    return plt.figure(figsize=figsize, layout=layout) if pyplot else Figure(figsize=figsize, layout=layout)
+
+
+# Per-step strips wrap after this many columns (T = 8 fits one row): at T = 16 a single row would
+# be ~2,100 px wide and unreadable once a notebook scales it to the cell width.
+DECODING_COLUMNS = 9
+
+
+def _wrap(columns: int, max_columns: int) -> tuple[int, int]:
+    """(blocks, pictures per block row) for ``columns`` pictures, at most ``max_columns`` a row,
+    spread evenly: 10 pictures wrap as 5 + 5, not 9 + 1."""
+    blocks = math.ceil(columns / max_columns)
+    return blocks, math.ceil(columns / blocks)
+
+
+def _strip_axes(fig: Figure, strips: int, columns: int, max_columns: int) -> list[list]:
+    """Axes for ``strips`` rows of ``columns`` pictures, wrapped into blocks (``_wrap``):
+    ``axes[strip][s]``. Created strip by strip, so ``fig.axes`` lists strip 0, then strip 1."""
+    blocks, per_row = _wrap(columns, max_columns)
+    grid = fig.add_gridspec(strips * blocks, per_row)
+    return [[fig.add_subplot(grid[(s // per_row) * strips + strip, s % per_row]) for s in range(columns)]
+            for strip in range(strips)]
+
+
 def decoding_figure(trace: DecodingTrace, step_images: torch.Tensor | None = None,
                     masked_input: torch.Tensor | None = None, normalization=None, index: int = 0,
-                    title: str | None = None, highlight_new: bool = True) -> Figure:
-    """The course's two figures for one image of a decoded batch, as two rows of S+1 columns.
+                    title: str | None = None, highlight_new: bool = True,
+                    max_columns: int = DECODING_COLUMNS, pyplot: bool = True) -> Figure:
+    """The course's two figures for one image of a decoded batch, as two strips of S+1 pictures
+    (wrapped into blocks of ``max_columns`` so that large T stays readable).
 
-    Row 1, the latent mask at each iteration: the initial mask, then the mask after steps
+    Strip 1, the latent mask at each iteration: the initial mask, then the mask after steps
     1..S (black = still masked; orange = decoded at that step).
-    Row 2, the predicted image at each iteration: the masked input, then the decoded prediction
+    Strip 2, the predicted image at each iteration: the masked input, then the decoded prediction
     after steps 1..S. ``step_images`` is ``trace.images(maskgit)`` (S, B, 3, H, W), normalised;
-    without it only the mask row is drawn."""
+    without it only the mask strip is drawn. ``pyplot=False``: see ``_new_figure``."""
     masks = trace.masks()[:, index]                                             # (S+1, 16, 16)
     steps = len(masks) - 1
     if step_images is not None and len(step_images) != steps:
         raise ValueError(f"step_images has {len(step_images)} steps, the trace {steps}")
-    frames = mask_frames(masks, highlight_new)                                  # (S+1, 16, 16, 3)
-    rows = 1 if step_images is None else 2
-    fig, axes = plt.subplots(rows, steps + 1, figsize=(1.25 * (steps + 1) + 0.6, 1.45 * rows + 0.5),
-                             squeeze=False)
-    m0 = int(masks[0].sum())
-    for s in range(steps + 1):
-        ax = axes[0, s]
-        ax.imshow(frames[s].numpy(), interpolation="nearest")
-        label = "start" if s == 0 else f"t={s} (r={trace.ratios[s - 1]:.2f})"
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel(f"{int(masks[s].sum())}/{m0} masked", fontsize=7)
-        _bare(ax, frame=True)
-    axes[0, 0].set_ylabel("latent mask", fontsize=8)
+    strips = 1 if step_images is None else 2
+    blocks, per_row = _wrap(steps + 1, max_columns)
+    # constrained layout keeps the labels of wrapped blocks clear of each other
+    fig = _new_figure((1.25 * per_row + 0.6, 1.45 * strips * blocks + 0.5), pyplot, layout="constrained")
+    axes = _strip_axes(fig, strips, steps + 1, max_columns)
+    _draw_mask_strip(axes[0], masks, trace.ratios, highlight_new, per_row)
     if step_images is not None:
-        for s in range(steps + 1):
-            ax = axes[1, s]
-            picture = masked_input[index] if s == 0 and masked_input is not None else (
-                step_images[s - 1, index] if s > 0 else None)
+        pictures = [masked_input[index] if masked_input is not None else None] + list(step_images[:, index])
+        for s, (ax, picture) in enumerate(zip(axes[1], pictures)):
             if picture is not None:
                 ax.imshow(_hwc(_to_unit(picture, normalization)), interpolation="nearest")
             _bare(ax)
-        axes[1, 0].set_ylabel("prediction", fontsize=8)
-        axes[1, 0].set_xlabel("masked input", fontsize=7)
+            if s % per_row == 0:
+                ax.set_ylabel("prediction", fontsize=8)
+        if blocks == 1:  # below a wrapped block's first picture this label would touch the next block
+            axes[1][0].set_xlabel("masked input", fontsize=7)
+        else:
+            axes[0][0].set_title("start (masked input below)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
+
+
+def _draw_mask_strip(axes: list, masks: torch.Tensor, ratios: Sequence[float], highlight_new: bool,
+                     per_row: int) -> None:
+    """The latent-mask strip of ``decoding_figure``: one 16x16 frame per step, titled with t and r."""
+    frames = mask_frames(masks, highlight_new)                                  # (S+1, 16, 16, 3)
+    m0 = int(masks[0].sum())
+    for s, ax in enumerate(axes):
+        ax.imshow(frames[s].numpy(), interpolation="nearest")
+        ax.set_title("start" if s == 0 else f"t={s} (r={ratios[s - 1]:.2f})", fontsize=8)
+        ax.set_xlabel(f"{int(masks[s].sum())}/{m0} masked", fontsize=7)
+        _bare(ax, frame=True)
+        if s % per_row == 0:
+            ax.set_ylabel("latent mask", fontsize=8)
 
 
 # ----------------------------------------------------------------------------- the decoding widget (notebook 03)
 
+def _token_rule(sample_temperature: float) -> str:
+    return "argmax tokens" if sample_temperature == 0 else f"tokens sampled at temperature {sample_temperature:g}"
+
+
 def show_decoding(maskgit, test_set, schedule: str = "cosine", choice_temperature: float = 4.5,
-                  total_iter: int = 8, sweet_spot: int = 8, image_index: int = 0, seed: int = 0) -> Figure:
+                  total_iter: int = 8, sweet_spot: int = 8, image_index: int = 0, seed: int = 0,
+                  sample_temperature: float = 0.0, pyplot: bool = True) -> Figure:
     """Inpaint test image ``image_index`` with these settings and draw its per-step strips
-    (``decoding_figure``: S+1 columns). Plain arguments, so it is easy to call and to test; the
-    panel of notebook 03 calls it whenever a widget changes. Bad settings raise a ValueError
-    before any work."""
-    check_decoding_args(total_iter, sweet_spot, schedule, choice_temperature)
+    (``decoding_figure``: S+1 pictures per strip). ``sample_temperature`` 0 takes each token's
+    argmax (the course's rule), > 0 samples it from softmax(logits / t). Plain arguments, so it is
+    easy to call and to test; the panel of notebook 03 calls it (with ``pyplot=False``) whenever
+    a control changes. Bad settings raise a ValueError before any work."""
+    check_decoding_args(total_iter, sweet_spot, schedule, choice_temperature, sample_temperature)
     if not 0 <= image_index < len(test_set):
         raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
     item = test_set[image_index]
@@ -378,29 +426,34 @@ def show_decoding(maskgit, test_set, schedule: str = "cosine", choice_temperatur
     image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
     generator = torch.Generator().manual_seed(int(seed))
     result = maskgit.inpaint(image, mask, total_iter=total_iter, sweet_spot=sweet_spot, schedule=schedule,
-                             choice_temperature=choice_temperature, generator=generator)
+                             choice_temperature=choice_temperature, sample_temperature=sample_temperature,
+                             generator=generator)
     step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64)
-    title = (f"{item['name']}: {schedule} schedule, T={total_iter}, sweet spot S={sweet_spot}, "
-             f"choice temperature {choice_temperature:g}, seed {seed}")
-    return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title)
+    title = (f"{item['name']}: {schedule} schedule, T={total_iter}, sweet spot S={sweet_spot}\n"
+             f"choice temperature {choice_temperature:g}, {_token_rule(sample_temperature)}, seed {seed}")
+    return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title, pyplot=pyplot)
 
 
 def decoding_controls(num_images: int, schedule: str = "cosine", choice_temperature: float = 4.5,
                       total_iter: int = 8, sweet_spot: int | None = None, image_index: int = 0,
-                      seed: int = 0, max_iter: int = 16) -> dict:
+                      seed: int = 0, sample_temperature: float = 0.0, max_iter: int = 16) -> dict:
     """The panel's widgets, keyed by ``show_decoding``'s argument names. Decoding takes a moment,
     so sliders redraw on release (``continuous_update=False``); the sweet-spot slider's maximum
     follows the total-iterations slider (S <= T always)."""
     import ipywidgets as widgets
 
-    style = {"description_width": "130px"}
-    layout = widgets.Layout(width="400px")
+    style = {"description_width": "140px"}
+    layout = widgets.Layout(width="410px")
     slow = dict(continuous_update=False, style=style, layout=layout)
     controls = {
         "schedule": widgets.Dropdown(options=list(SCHEDULES), value=schedule, description="schedule γ",
                                      style=style, layout=layout),
         "choice_temperature": widgets.FloatSlider(value=choice_temperature, min=0.0, max=10.0, step=0.5,
                                                   description="choice temperature", **slow),
+        "sample_temperature": widgets.FloatSlider(value=sample_temperature, min=0.0, max=2.0, step=0.1,
+                                                  readout_format=".1f", description="sample temperature",
+                                                  tooltip="0: argmax tokens; > 0: sample softmax(logits / t)",
+                                                  **slow),
         "total_iter": widgets.IntSlider(value=total_iter, min=1, max=max_iter, description="total iterations T",
                                         **slow),
         "sweet_spot": widgets.IntSlider(value=total_iter if sweet_spot is None else sweet_spot, min=1,
@@ -418,14 +471,35 @@ def decoding_controls(num_images: int, schedule: str = "cosine", choice_temperat
         if at_max:
             spot.value = change["new"]
 
-    total.observe(follow_total, "value")  # registered before the redraw: S is valid when it runs
+    total.observe(follow_total, "value")  # registered before the panel's redraw: S is valid when it runs
     return controls
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The PNG bytes of a figure, cropped to its content as the inline backend does."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _image_output(fig: Figure) -> dict:
+    """A figure as one display_data output (the nbformat dict an ``Output`` widget holds)."""
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(figure_png(fig)).decode("ascii"), "text/plain": repr(fig)}}
 
 
 class DecodingPanel:
     """The ipywidgets panel of notebook 03 (displays itself). ``controls`` are the widgets,
-    ``output`` the Output widget they redraw, ``figure`` the latest figure, ``error`` the latest
-    bad-settings message (None when the last draw worked), ``draws`` how many redraws ran."""
+    ``output`` the Output widget holding the figure, ``status`` a label saying "decoding..."
+    while a redraw runs (the controls are disabled meanwhile) and how long the last one took,
+    ``figure`` the latest figure, ``error`` the latest bad-settings message (None when the last
+    draw worked), ``draws`` how many redraws ran.
+
+    Every control change redraws exactly once. The figure is a bare matplotlib ``Figure`` written
+    into ``output.outputs`` as a PNG, replacing the previous one: no pyplot, no backend, no
+    capture of display messages, so it works the same in JupyterLab, in a headless run and in
+    tests. (``widgets.interactive_output`` relies on the inline backend's name to flush figures,
+    which matplotlib 3.11 + IPython 9 no longer match: figures never reached the Output.)"""
 
     def __init__(self, maskgit, test_set, **settings):
         import ipywidgets as widgets
@@ -434,37 +508,68 @@ class DecodingPanel:
         self.figure: Figure | None = None
         self.error: str | None = None
         self.draws = 0
+        self.seconds: float | None = None  # how long the last redraw took
         self._drawn: dict | None = None  # the settings of the figure on show
         self.controls = decoding_controls(len(test_set), **settings)
-        self.output = widgets.interactive_output(self.draw, self.controls)
-        sliders = list(self.controls.values())
-        # two columns of controls above the (wide) per-step strips
-        self.widget = widgets.VBox([widgets.HBox([widgets.VBox(sliders[:3]), widgets.VBox(sliders[3:])]),
+        self.output = widgets.Output()
+        self.status = widgets.Label()
+        for control in self.controls.values():
+            control.observe(self._changed, "value")
+        column = list(self.controls.values())
+        # two columns of controls (and the status line) above the per-step strips
+        self.widget = widgets.VBox([widgets.HBox([widgets.VBox(column[:4]), widgets.VBox(column[4:] + [self.status])]),
                                     self.output])
+        self.draw(**self.settings())
+
+    def settings(self) -> dict:
+        """The controls' current values, keyed by ``show_decoding``'s argument names."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _changed(self, change) -> None:
+        # a T move notifies twice (T, then S's clamp or follow): only settings not on show are drawn
+        if self.settings() != self._drawn:
+            self.draw(**self.settings())
 
     def draw(self, **settings) -> Figure | None:
-        if settings == self._drawn and self.figure is not None:
-            # one slider move can notify twice (T moves S's maximum too): show, don't recompute
-            from IPython.display import display
-
-            display(self.figure)
-            return self.figure
-        if self.figure is not None:
-            plt.close(self.figure)  # the notebook already showed it; keep memory flat
+        """Decode with ``settings`` and put the figure (or why it cannot be drawn) in ``output``."""
+        self._set_busy(True)
+        start = time.perf_counter()
         self.draws += 1
         try:
-            self.figure, self.error = show_decoding(self.maskgit, self.test_set, **settings), None
-            self._drawn = settings
+            figure = show_decoding(self.maskgit, self.test_set, pyplot=False, **settings)
         except ValueError as err:  # a setting the sliders should not allow: say why, draw nothing
             self.figure, self.error, self._drawn = None, str(err), None
-            print(f"cannot decode with these settings: {err}")
+            shown = {"output_type": "stream", "name": "stdout", "text": f"cannot decode with these settings: {err}\n"}
+        else:
+            self.figure, self.error, self._drawn = figure, None, settings
+            shown = _image_output(figure)
+        finally:
+            self.seconds = time.perf_counter() - start
+            self._set_busy(False)
+        self.output.outputs = (shown,)  # replaces what was there: one output, never a pile
         return self.figure
 
+    def _set_busy(self, busy: bool) -> None:
+        for control in self.controls.values():
+            control.disabled = busy
+        if busy:
+            self.status.value = "decoding..."
+        else:
+            self.status.value = f"drawn in {self.seconds:.1f} s" if self.error is None else "not drawn: see below"
+
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # Where widgets cannot render (the notebook not run yet or not trusted, GitHub, nbviewer):
+        # the figure on show and a one-line description, instead of the raw VBox(children=...) repr.
+        bundle["text/plain"] = f"DecodingPanel: {len(self.controls)} controls over labcore.viz.show_decoding " \
+                               "(run the notebook to use them)"
+        on_show = self.output.outputs[0].get("data", {}) if self.output.outputs else {}
+        if "image/png" in on_show:
+            bundle["image/png"] = on_show["image/png"]
+        return bundle
 
 
 def decoding_panel(maskgit, test_set, **settings) -> DecodingPanel:
-    """Sliders for schedule, choice temperature, T, sweet spot, test image and seed over
-    ``show_decoding`` (via ``widgets.interactive_output``); display the returned panel."""
+    """Controls for schedule, choice temperature, sample temperature, T, sweet spot, test image and
+    seed over ``show_decoding``; display the returned panel."""
     return DecodingPanel(maskgit, test_set, **settings)

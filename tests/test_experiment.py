@@ -4,76 +4,165 @@ bundled models and the real FID path (Inception pool3 + pytorch-fid's Fréchet d
 import csv
 import json
 import math
+import shutil
+import statistics
+import warnings
 
 import pytest
+import torch
 from PIL import Image
 
+from labcore import fid
 from labcore.__main__ import main
 from labcore.demo import DEMO_SETTING
-from labcore.experiment import ONE_SHOT, read_results, write_results
-from labcore.maskgit import SCHEDULES
+from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, write_results
+from labcore.maskgit import SCHEDULES, MaskGit
+
+ARGS = ["experiment", "--limit", "16", "--schedules", "linear", "cosine", "--iterations", "1", "2",
+        "--device", "cpu", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
 def experiment_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCORE_FAST", "1")
-        with pytest.warns(UserWarning, match="biased"):  # 16 images: FID warns and still computes
-            rc = main(["experiment", "--limit", "16", "--schedules", "linear", "cosine", "--iterations", "1", "2",
-                       "--device", "cpu", "-o", str(out)])
+        mp.setenv("LABCORE_FAST", "1")  # default --seeds 3 becomes 2
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every warning counts, even a repeat from one line
+            rc = main([*ARGS, "-o", str(out)])
     assert rc == 0
     with open(out / "experiments.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return out, rows
+    return out, rows, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
-def test_experiment_table_has_every_row_once(experiment_rows):
-    _, rows = experiment_rows
-    kinds = [r["kind"] for r in rows]
-    assert kinds[0].startswith("oracle") and kinds[1].startswith("baseline")
-    one_shot = [r for r in rows if r["total_iter"] == "1" and r["paste_known"] == "False"]
-    assert len(one_shot) == 1 and one_shot[0]["schedule"] == ONE_SHOT   # T = 1 is schedule-free: one row
-    grid = {(r["schedule"], r["total_iter"]) for r in rows if r["kind"] == "maskgit"
-            and r["sweet_spot"] == r["total_iter"] and r["paste_known"] == "False"}
-    assert grid == {("linear", "2"), ("cosine", "2")}
-    sweet = [r for r in rows if r["kind"] == "maskgit" and r["sweet_spot"] != r["total_iter"]
-             and r["paste_known"] == "False"]
-    assert [(r["total_iter"], r["sweet_spot"]) for r in sweet] == [("2", "1")]
-    pasted = [r for r in rows if r["paste_known"] == "True"]
-    assert len(pasted) == 1
-    assert len(rows) == 2 + 1 + 2 + 1 + 1
+def decoding(rows, **match):
+    return [r for r in rows if r["kind"] not in (ORACLE, MEAN_FILL) and all(r[k] == v for k, v in match.items())]
+
+
+def test_experiment_rows_in_order_both_token_rules(experiment_rows):
+    _, rows, _ = experiment_rows
+    assert [r["kind"] for r in rows[:2]] == [ORACLE, MEAN_FILL]
+    rules = {"argmax": "0.0", "sampled": "1.0"}
+    for tokens, temperature in rules.items():
+        rule = decoding(rows, tokens=tokens, paste_known="False")
+        assert {r["sample_temperature"] for r in rule} == {temperature}
+        one_shot = [r for r in rule if r["total_iter"] == "1"]
+        assert [r["seed"] for r in one_shot] == ["0", "1"] and {r["schedule"] for r in one_shot} == {ONE_SHOT}
+        grid = {(r["schedule"], r["total_iter"]) for r in rule if r["total_iter"] == r["sweet_spot"] == "2"}
+        assert grid == {("linear", "2"), ("cosine", "2")}
+        sweet = [r for r in rule if r["sweet_spot"] != r["total_iter"]]
+        assert [(r["total_iter"], r["sweet_spot"], r["seed"]) for r in sweet] == [("2", "1", "0")]
+        # the second seed repeats one-shot and the best iterative setting picked on seed 0
+        iterative0 = [r for r in rule if r["total_iter"] == "2" and r["seed"] == "0"]
+        best = min(iterative0, key=lambda r: float(r["fid"]))
+        repeated = [r for r in rule if r["total_iter"] == "2" and r["seed"] == "1"]
+        assert [(r["schedule"], r["sweet_spot"]) for r in repeated] == [(best["schedule"], best["sweet_spot"])]
+        assert len(decoding(rows, tokens=tokens, paste_known="True")) == 1
+    # baselines, one-shot x 2 rules, grid, sweet spot, seeds, paste known: in that order
+    phases = [r["kind"][:6] if r["kind"] in (ORACLE, MEAN_FILL) else
+              ("paste" if r["paste_known"] == "True" else "seed" if r["seed"] == "1" else
+               "sweet" if r["sweet_spot"] != r["total_iter"] else "T" + r["total_iter"]) for r in rows]
+    assert phases == ["oracle", "baseli", "T1", "T1", "T2", "T2", "T2", "T2", "sweet", "sweet",
+                      "seed", "seed", "seed", "seed", "paste", "paste"]
+
+
+def test_experiment_columns_and_measures(experiment_rows):
+    out, rows, _ = experiment_rows
+    with open(out / "experiments.csv", newline="") as f:
+        assert next(csv.reader(f)) == FIELDS
     for r in rows:
-        assert int(r["images"]) == 16
+        assert int(r["images"]) == 16 and float(r["seconds"]) > 0
         assert math.isfinite(float(r["fid"])) and float(r["fid"]) >= 0
-        assert float(r["seconds"]) > 0
+        assert math.isfinite(float(r["psnr_masked"])) and float(r["psnr_masked"]) > 0
+    oracle, mean_fill = rows[0], rows[1]
+    assert float(oracle["token_acc"]) == 1.0 and mean_fill["token_acc"] == ""  # the truth's tokens; no tokens
+    for r in decoding(rows):
+        # far above chance (1/512): the filled tokens are compared with the truth's at the same positions
+        assert 0.05 < float(r["token_acc"]) <= 1
+    for one_shot in decoding(rows, total_iter="1"):
+        # the true tokens decoded beat predicted tokens decoded, in FID and in the holes' PSNR
+        assert float(oracle["fid"]) < float(one_shot["fid"])
+        assert float(oracle["psnr_masked"]) > float(one_shot["psnr_masked"])
 
 
-def test_experiment_scores_make_sense(experiment_rows):
-    _, rows = experiment_rows
-    oracle = float(rows[0]["fid"])
-    one_shot = float(next(r for r in rows if r["total_iter"] == "1" and r["paste_known"] == "False")["fid"])
-    # the true tokens decoded beat predicted tokens decoded (the same tokenizer blur, no wrong holes).
-    # The mean-colour baseline is no bound: it keeps the sharp known pixels, which FID rewards.
-    assert oracle < one_shot
+def test_paste_known_changes_only_the_known_pixels(experiment_rows):
+    _, rows, _ = experiment_rows
+    for pasted in decoding(rows, paste_known="True"):
+        twin = decoding(rows, paste_known="False", tokens=pasted["tokens"], total_iter=pasted["total_iter"],
+                        sweet_spot=pasted["sweet_spot"], schedule=pasted["schedule"], seed=pasted["seed"])
+        assert len(twin) == 1
+        # same seed, same tokens; the holes (all psnr_masked sees) are the decoder's in both
+        assert pasted["token_acc"] == twin[0]["token_acc"]
+        assert float(pasted["psnr_masked"]) == pytest.approx(float(twin[0]["psnr_masked"]), abs=1e-3)
+        assert float(pasted["fid"]) != float(twin[0]["fid"])
 
 
-def test_experiment_writes_table_and_plot(experiment_rows):
-    out, rows = experiment_rows
-    decoding = [r for r in rows if r["kind"] in ("maskgit", "one-shot (T=1)")]
-    best = min(decoding, key=lambda r: float(r["fid"]))
+def test_experiment_table_shows_mean_and_std_over_seeds(experiment_rows):
+    out, rows, _ = experiment_rows
     md = (out / "experiments.md").read_text()
-    assert md.count("\n| ") == len(rows)                                 # one line per row under the header
-    assert f'"fid": {best["fid"]}' in md.split("Best setting:")[1]
-    pasted = next(r for r in rows if r["paste_known"] == "True")
-    assert (pasted["total_iter"], pasted["sweet_spot"]) == (best["total_iter"], best["sweet_spot"]) or \
-        best["paste_known"] == "True"
+    table = [line for line in md.splitlines() if line.startswith("| ")][1:]
+    settings = {tuple(r[k] for k in FIELDS[:8]) for r in rows}
+    assert len(table) == len(settings) == len(rows) - 4           # 4 rows are second seeds of a setting
+    for tokens in ("argmax", "sampled"):
+        seeds = [float(r["fid"]) for r in decoding(rows, tokens=tokens, total_iter="1")]
+        cell = f"{statistics.fmean(seeds):.2f} ± {statistics.stdev(seeds):.2f}"
+        line = next(line for line in table if f"| {tokens} | {ONE_SHOT} | 1 | 1 | False |" in line)
+        assert cell in line and line.split("|")[-3].strip() == "2"  # the seeds column
+    assert "Aims:" in md and md.count(" tokens: best iterative") == 2
     with Image.open(out / "experiments.png") as image:
-        assert image.size[0] > 400 and image.size[1] > 300
+        assert image.size[0] > 2 * image.size[1] * 0.9            # two panels side by side
+        assert image.size[1] > 300
+
+
+def test_small_sample_warning_given_once(experiment_rows):
+    _, rows, messages = experiment_rows
+    assert len(rows) == 16
+    assert len([m for m in messages if "biased" in m]) == 1       # not once per row
+
+
+def test_resume_computes_nothing_when_done(experiment_rows, tmp_path, monkeypatch):
+    out, _, _ = experiment_rows
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    before = (tmp_path / "experiments.csv").read_bytes()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished experiment was computed again")
+
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    monkeypatch.setattr(fid, "compute_stats", must_not_run)
+    monkeypatch.setattr(fid, "load_or_compute_stats", must_not_run)
+    monkeypatch.setattr(MaskGit, "decode_tokens", must_not_run)
+    with pytest.warns(UserWarning, match="biased"):
+        assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "experiments.csv").read_bytes() == before
+
+
+def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch):
+    out, rows, _ = experiment_rows
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines = (out / "experiments.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "experiments.csv").write_text("".join(lines[:1 + 13]))  # killed after 13 of 16 rows
+    scored = []  # Inception runs on inpainted images (the reference comes from a file or a path)
+    compute_stats = fid.compute_stats
+    monkeypatch.setattr(fid, "compute_stats",
+                        lambda source, *a, **k: scored.append(torch.is_tensor(source)) or compute_stats(source, *a, **k))
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    with pytest.warns(UserWarning, match="biased"):
+        assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert scored.count(True) == 3                                 # the 3 missing rows, nothing else
+    again = (tmp_path / "experiments.csv").read_text().splitlines(keepends=True)
+    assert again[:14] == lines[:14]
+    settings = [k for k in FIELDS if k not in ("fid", "psnr_masked", "token_acc", "seconds")]
+    finished = list(csv.DictReader(again))
+    assert [[r[k] for k in settings] for r in finished] == [[r[k] for k in settings] for r in rows]
+    for new, old in zip(finished[13:], rows[13:]):                 # fixed seeds: the same numbers
+        assert float(new["fid"]) == pytest.approx(float(old["fid"]), abs=0.05)
+        assert new["token_acc"] == old["token_acc"]
 
 
 def test_results_read_back_as_written(experiment_rows, tmp_path):
-    out, _ = experiment_rows
+    out, _, _ = experiment_rows
     rows = read_results(out / "experiments.csv")
     assert isinstance(rows[2]["fid"], float) and isinstance(rows[2]["total_iter"], int)
     assert {type(r["paste_known"]) for r in rows[2:]} == {bool}
@@ -85,11 +174,30 @@ def test_results_read_back_as_written(experiment_rows, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--schedules", "cosine", "zigzag"], "choose one of: " + ", ".join(SCHEDULES)),
     (["--iterations", "0", "4"], "--iterations must all be >= 1"),
+    (["--sample-temperatures", "0", "-1"], "--sample-temperatures must all be >= 0"),
+    (["--seeds", "0"], "--seeds must all be >= 1"),
 ])
 def test_experiment_rejects_bad_settings_before_any_work(argv, message, tmp_path, capsys):
     assert main(["experiment", *argv, "-o", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda text: text.replace(",16,", ",100,"), "holds rows scored on 100 images, this run scores 16"),
+    (lambda text: text.replace(",4.5,", ",2.0,"), "holds rows with choice temperature 2"),
+    (lambda text: text.replace(",token_acc", ""), "columns"),
+])
+def test_experiment_refuses_to_resume_other_settings(experiment_rows, change, message, tmp_path, capsys,
+                                                     monkeypatch):
+    out, _, _ = experiment_rows
+    (tmp_path / "experiments.csv").write_text(change((out / "experiments.csv").read_text()))
+    before = (tmp_path / "experiments.csv").read_text()
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    assert main([*ARGS, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labcore experiment: error: ") and message in err and "use another --output-dir" in err
+    assert (tmp_path / "experiments.csv").read_text() == before
 
 
 def test_demo_on_eight_images(tmp_path):

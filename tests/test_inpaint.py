@@ -60,6 +60,20 @@ def test_inpaint_command_writes_the_course_folders(tiny_files, tmp_path):
     assert Image.open(out / "mask_scheduling" / "test_001.png").size == strip
 
 
+def test_inpaint_strips_for_the_first_images_only_same_outputs(tiny_files, tmp_path):
+    """--strips N: strips for the first N images (across batches), and the same test_results/ as a full run."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    common = ["inpaint", "--limit", "5", "--batch-size", "2", "--total-iter", "3", "--device", "cpu", *tiny_files]
+    assert main([*common, "-o", str(full)]) == 0
+    assert main([*common, "--strips", "3", "-o", str(part)]) == 0
+    assert names(part / "imga") == names(part / "mask_scheduling") == ["test_000.png", "test_001.png", "test_002.png"]
+    assert names(part / "test_results") == names(full / "test_results") and len(names(full / "test_results")) == 5
+    for name in names(full / "test_results"):
+        assert np.array_equal(np.array(Image.open(full / "test_results" / name)),
+                              np.array(Image.open(part / "test_results" / name)))
+    assert main([*common, "--strips", "-1", "-o", str(tmp_path / "bad")]) == 2
+
+
 def test_inpaint_command_sweet_spot_paste_known_course_aliases(tiny_files, tmp_path):
     out = tmp_path / "out"
     rc = main(["inpaint", "--limit", "1", "--mask-func", "linear", "--total_iter", "4", "--sweet_spot", "2",

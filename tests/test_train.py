@@ -199,3 +199,26 @@ def test_tokens_file_errors(tmp_path):
         load_tokens(vqgan_like)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_tokens(tmp_path / "missing.pt")
+
+
+def test_eval_transformer_cli_reports_the_evaluate_figures(tokens_file, tmp_path, capsys):
+    """`labcore eval-transformer` prints and writes exactly what `evaluate` computes on the val split."""
+    run = tmp_path / "run"
+    model_dict, cfg, preset = resolve_config("emoji64", train_overrides=dict(max_steps=4, batch_size=8,
+                                             precision="fp32", val_batch_size=48))
+    model_dict.update(MODEL)
+    train(run, model_dict, cfg, tokens_file, preset=preset, progress=False)
+    out = tmp_path / "eval.json"
+    assert main(["eval-transformer", "--weights", str(run / "best.pt"), "--config", str(run / "config.yml"),
+                 "--tokens", str(tokens_file), "--device", "cpu", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    expected = evaluate(load_transformer(run / "best.pt", run / "config.yml"), load_tokens(tokens_file)["val"], K)
+    written = json.loads(out.read_text())
+    for r in (0.25, 0.5, 0.75):
+        assert written[f"accuracy@{r}"] == pytest.approx(expected[f"accuracy@{r}"], abs=1e-6)
+        assert f"mask ratio {r:.2f}: val loss {expected[f'loss@{r}']:.4f}" in printed
+    flat = {"train": load_tokens(tokens_file)["train"]}  # no val split: one error line, exit 2
+    atomic_save(flat, tmp_path / "no_val.pt")
+    assert main(["eval-transformer", "--weights", str(run / "best.pt"), "--config", str(run / "config.yml"),
+                 "--tokens", str(tmp_path / "no_val.pt")]) == 2
+    assert "no 'val' split" in capsys.readouterr().err

@@ -2,8 +2,11 @@
 
 The widget tests drive real ipywidgets objects (values changed programmatically, as a person
 moving a slider would) over tiny randomly initialised labcore models and the bundled emoji64
-test set, and check what was drawn."""
+test set, and check what was drawn and what the panel's Output widget holds (what the notebook
+shows). tests/ui/ checks the same panel in a real JupyterLab and browser (``make test-ui``)."""
 
+import base64
+import io
 import math
 
 import matplotlib
@@ -14,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from labcore import viz  # noqa: E402
 from labcore.data import InpaintingTestSet, latent_mask_from_pixels  # noqa: E402
@@ -108,24 +112,68 @@ def columns_drawn(panel):
     return len(panel.figure.axes) // 2
 
 
-def test_panel_redraws_when_widgets_change(maskgit, test_set):
+def shown(panel):
+    """What the panel's Output widget holds (what the notebook shows under the controls)."""
+    return list(panel.output.outputs)
+
+
+def shown_png(panel):
+    """The PNG bytes of the Output's single image output; fails unless there is exactly one."""
+    outputs = shown(panel)
+    assert len(outputs) == 1, f"the Output holds {len(outputs)} outputs, expected one figure"
+    assert outputs[0]["output_type"] == "display_data" and "image/png" in outputs[0]["data"]
+    return base64.b64decode(outputs[0]["data"]["image/png"])
+
+
+@pytest.mark.parametrize("name, value, in_title", [
+    ("schedule", "linear", "linear schedule"),
+    ("choice_temperature", 1.0, "choice temperature 1,"),
+    ("sample_temperature", 1.0, "tokens sampled at temperature 1,"),
+    ("total_iter", 6, "T=6"),
+    ("sweet_spot", 2, "S=2"),
+    ("image_index", 5, "image_005.png"),
+    ("seed", 4, "seed 4"),
+])
+def test_each_control_replaces_the_figure_in_the_output(maskgit, test_set, name, value, in_title):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
+    before, draws = shown_png(panel), panel.draws
+    panel.controls[name].value = value                        # as a person moving the control would
+    after = shown_png(panel)                                  # exactly one image output, a new one
+    assert after != before and panel.draws == draws + 1 and panel.error is None
+    assert in_title in panel.figure._suptitle.get_text()
+    # the picture on show is the figure of the controls' current settings, drawn afresh
+    assert after == viz.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    assert not any(c.disabled for c in panel.controls.values()) and panel.status.value.startswith("drawn in")
+
+
+def test_panel_controls_and_first_draw(maskgit, test_set):
     panel = viz.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
     c = panel.controls
-    assert panel.draws == 1 and columns_drawn(panel) == 5     # interactive_output drew once at creation
-    for name in ("choice_temperature", "total_iter", "sweet_spot", "image_index", "seed"):
+    assert panel.draws == 1 and columns_drawn(panel) == 5     # drawn once at creation
+    assert shown_png(panel) == viz.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    for name in ("choice_temperature", "sample_temperature", "total_iter", "sweet_spot", "image_index", "seed"):
         assert c[name].continuous_update is False             # slow sliders redraw on release
     assert list(c["schedule"].options) == list(SCHEDULES)
+    assert (c["sample_temperature"].value, c["sample_temperature"].min) == (0.0, 0.0)  # argmax: the course's rule
+    assert "argmax tokens" in panel.figure._suptitle.get_text()
+    before = strip_arrays(panel.figure, 0, 5)
+    c["seed"].value = 4                                       # Gumbel noise differs between seeds
+    assert not all(np.array_equal(x, y) for x, y in zip(before, strip_arrays(panel.figure, 0, 5)))
 
-    c["sweet_spot"].value = 2
-    assert panel.draws == 2 and columns_drawn(panel) == 3 and panel.error is None
-    c["schedule"].value = "linear"
-    assert panel.draws == 3 and "linear schedule" in panel.figure._suptitle.get_text()
-    c["image_index"].value = 5
-    assert test_set[5]["name"] in panel.figure._suptitle.get_text()
-    before = strip_arrays(panel.figure, 0, 3)
-    c["seed"].value = 4
-    assert panel.draws == 5
-    assert not all(np.array_equal(x, y) for x, y in zip(before, strip_arrays(panel.figure, 0, 3)))
+
+def test_panel_shows_it_is_busy_while_decoding(maskgit, test_set, monkeypatch):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    seen = []
+    real = viz.show_decoding
+
+    def spy(*args, **kwargs):                                 # what a person sees during the redraw
+        seen.append((panel.status.value, [c.disabled for c in panel.controls.values()]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(viz, "show_decoding", spy)
+    panel.controls["seed"].value = 9
+    assert seen == [("decoding...", [True] * len(panel.controls))]
+    assert panel.status.value.startswith("drawn in") and not any(c.disabled for c in panel.controls.values())
 
 
 def test_sweet_spot_follows_total_iterations(maskgit, test_set):
@@ -133,26 +181,69 @@ def test_sweet_spot_follows_total_iterations(maskgit, test_set):
     total, spot = panel.controls["total_iter"], panel.controls["sweet_spot"]
     assert (spot.value, spot.max) == (8, 8)
 
+    draws = panel.draws
     total.value = 12                                            # S was at T: it follows T up
     assert (spot.value, spot.max) == (12, 12) and columns_drawn(panel) == 13
+    assert panel.draws == draws + 1                             # one redraw for one slider move
     spot.value = 5
     total.value = 10                                            # S below T: it stays
     assert (spot.value, spot.max) == (5, 10) and columns_drawn(panel) == 6
-    draws = panel.draws
+    draws, before = panel.draws, shown_png(panel)
     total.value = 3                                             # S > new T: clamped, never invalid
     assert (spot.value, spot.max) == (3, 3) and columns_drawn(panel) == 4
     assert panel.error is None
-    assert panel.draws == draws + 1                             # one redraw for one slider move
+    assert panel.draws == draws + 1 and shown_png(panel) != before
     assert "T=3" in panel.figure._suptitle.get_text() and "S=3" in panel.figure._suptitle.get_text()
 
 
-def test_panel_reports_invalid_settings_instead_of_raising(maskgit, test_set, capsys):
+def test_panel_reports_invalid_settings_instead_of_raising(maskgit, test_set):
     panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
     figure = panel.draw(schedule="cosine", choice_temperature=4.5, total_iter=4, sweet_spot=6, image_index=0, seed=0)
-    assert figure is None and panel.figure is None
-    assert "sweet_spot" in panel.error and "sweet_spot" in capsys.readouterr().out
+    assert figure is None and panel.figure is None and "sweet_spot" in panel.error
+    (output,) = shown(panel)                                    # the old figure is gone, the reason is shown
+    assert output["output_type"] == "stream" and "sweet_spot" in output["text"]
+    assert not any(c.disabled for c in panel.controls.values())
     panel.controls["seed"].value = 1                            # the next valid setting draws again
-    assert panel.error is None and columns_drawn(panel) == 5
+    assert panel.error is None and columns_drawn(panel) == 5 and shown_png(panel)
+
+
+def test_panel_without_live_widgets_shows_its_figure_not_a_repr(maskgit, test_set):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    bundle = panel._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
+    assert base64.b64decode(bundle["image/png"]) == shown_png(panel)   # what GitHub / an untrusted notebook shows
+    assert "VBox" not in bundle["text/plain"] and "run the notebook" in bundle["text/plain"]
+
+
+def test_decoding_figure_stays_readable_at_the_largest_t(maskgit, test_set):
+    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    largest = panel.controls["total_iter"].max
+    panel.controls["total_iter"].value = largest                # S follows to T: S+1 pictures per strip
+    assert columns_drawn(panel) == largest + 1
+    width, height = Image.open(io.BytesIO(shown_png(panel))).size
+    assert width <= 1250, f"a {width} px wide figure is scaled down to the cell width: unreadable"
+    # wrapped evenly: with 17 pictures, picture 10 of the mask strip sits below picture 1
+    masks = panel.figure.axes[:largest + 1]
+    first, ninth, tenth = (ax.get_position() for ax in (masks[0], masks[8], masks[9]))
+    assert tenth.x0 == pytest.approx(first.x0) and tenth.y0 < first.y0 and ninth.x0 > first.x0
+    panel.controls["total_iter"].value = 9                      # 10 pictures: two rows of 5, not 9 + 1
+    masks = panel.figure.axes[:10]
+    assert masks[5].get_position().x0 == pytest.approx(masks[0].get_position().x0)
+    assert masks[4].get_position().y0 == pytest.approx(masks[0].get_position().y0)
+
+
+def test_sampled_tokens_differ_from_argmax_tokens(maskgit, test_set):
+    kwargs = dict(total_iter=1, sweet_spot=1, image_index=2, seed=0, choice_temperature=0.0, pyplot=False)
+    argmax = viz.show_decoding(maskgit, test_set, sample_temperature=0.0, **kwargs)
+    sampled = viz.show_decoding(maskgit, test_set, sample_temperature=1.0, **kwargs)
+    again = viz.show_decoding(maskgit, test_set, sample_temperature=0.0, **{**kwargs, "seed": 5})
+    one_shot = [strip_arrays(fig, 1, 2)[1] for fig in (argmax, sampled, again)]
+    assert not np.array_equal(one_shot[0], one_shot[1])        # sampling picks other tokens
+    assert np.array_equal(one_shot[0], one_shot[2])            # argmax at T=1, no choice noise: no randomness
+    assert "tokens sampled at temperature 1" in sampled._suptitle.get_text()
+    assert plt.get_fignums() == []                             # pyplot=False: pyplot never saw them
+    with pytest.raises(ValueError, match="sample temperature"):
+        viz.show_decoding(maskgit, test_set, sample_temperature=-1.0)
 
 
 # ----------------------------------------------------------------------------- the other pictures
