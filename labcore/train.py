@@ -273,10 +273,10 @@ def ensure_tokens(path: str | Path | None, progress: bool = True) -> Path:
         if not isinstance(stored, dict) or not BUNDLED_WEIGHTS.is_file() or \
                 stored.get("tokenizer_sha256") == file_sha256(BUNDLED_WEIGHTS):
             return path
-        print(f"the bundled tokenizer changed since {path} was made: encoding the images again")
+        print(f"the bundled tokenizer changed since {path.relative_to(REPO_ROOT)} was made: encoding the images again")
     elif not BUNDLED_WEIGHTS.is_file():
         raise FileNotFoundError(f"no tokens file ({path}) and no bundled tokenizer ({BUNDLED_WEIGHTS}) to make it")
-    print(f"encoding emoji64 train/val with the bundled tokenizer -> {path} (once)")
+    print(f"encoding emoji64 train/val with the bundled tokenizer -> {path.relative_to(REPO_ROOT)} (once)")
     make_tokens(path, progress=progress)
     return path
 
