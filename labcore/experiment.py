@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from . import fid
 from .data import InpaintingTestSet, collate_test
-from .maskgit import MaskGit, latent_mask
+from .maskgit import MaskGit, latent_mask, paste_known_pixels
 from .paths import EMOJI64_DIR, RESULTS_DIR
 from .runtime import atomic_write_text, fast_mode, pick_device
 
@@ -216,7 +216,7 @@ class Experiment:
             images = self.maskgit.decode_z(final).cpu()                          # (b,3,64,64) normalised
             if setting["paste_known"]:
                 part = slice(b * self.batch_size, b * self.batch_size + len(images))
-                images = self.masks[part] * self.images[part] + (1 - self.masks[part]) * images
+                images = paste_known_pixels(self.images[part], self.masks[part], images)
             outputs.append(self.norm.denormalize(images).clamp(0, 1))           # (b,3,64,64) in [0,1]
         return torch.cat(outputs), hits / max(filled, 1)
 
@@ -230,7 +230,7 @@ class Experiment:
         """The masked input with every hole filled by the mean colour of the image's known pixels."""
         images01, known = self.norm.denormalize(self.images), self.masks        # (N,3,64,64), (N,1,64,64)
         mean = (images01 * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-        return (known * images01 + (1 - known) * mean).clamp(0, 1)              # (N,3,64,64)
+        return paste_known_pixels(images01, known, mean.expand_as(images01)).clamp(0, 1)  # (N,3,64,64)
 
 
 # ----------------------------------------------------------------------------- the run

@@ -228,6 +228,11 @@ class InpaintResult:
     trace: DecodingTrace
 
 
+def paste_known_pixels(images: torch.Tensor, masks: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
+    """The known pixels of ``images`` (masks == 1) over ``filled`` (same space, (B, 3, H, W))."""
+    return masks * images + (1 - masks) * filled                                # (B, 3, H, W)
+
+
 def latent_mask(mask_known: torch.Tensor, patch: int = 4, dilation: int = 0) -> torch.Tensor:
     """Pixel mask (B,1,H,W) or (B,H,W), 1 = known -> latent mask (B, H/patch, W/patch) bool,
     True = token masked. The course's rule (``labcore.data.latent_mask_from_pixels``): a token
@@ -381,7 +386,7 @@ class MaskGit(nn.Module):
                                           choice_temperature, sample_temperature, generator)
         out = self.decode_z(final)                                              # (B, 3, H, W)
         if paste_known:
-            out = masks * images + (1 - masks) * out
+            out = paste_known_pixels(images, masks, out)
         return InpaintResult(images=out, tokens=final, latent_mask=initial, trace=trace)
 
     @torch.no_grad()
