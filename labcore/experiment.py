@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 from . import fid
 from .data import InpaintingTestSet, collate_test
 from .maskgit import MaskGit, latent_mask, paste_known_pixels
+from .metrics import psnr_masked
 from .paths import EMOJI64_DIR, RESULTS_DIR
 from .runtime import atomic_write_text, fast_mode, pick_device
 
@@ -115,18 +116,6 @@ def setting_key(row: dict) -> tuple:
 
 def is_decoding(row: dict) -> bool:
     return row["kind"] in DECODING
-
-
-# ----------------------------------------------------------------------------- metrics
-
-def psnr_masked(images01: torch.Tensor, targets01: torch.Tensor, masks: torch.Tensor) -> float:
-    """Mean over images of the PSNR (dB, peak 1) of the missing pixels only (mask == 0): the known
-    pixels would otherwise dominate it. Images with no missing pixel are left out."""
-    hole = (masks < 0.5).expand_as(images01)                                    # (N,3,H,W) True = missing
-    squared = (images01 - targets01).square() * hole                            # (N,3,H,W)
-    count = hole.flatten(1).sum(1)                                              # (N,)
-    mse = squared.flatten(1).sum(1)[count > 0] / count[count > 0]              # (n,)
-    return float((10 * torch.log10(1 / mse.clamp(min=1e-10))).mean())
 
 
 def load_test_tensors(test_set: InpaintingTestSet, limit: int | None = None, progress: bool = True) -> dict:

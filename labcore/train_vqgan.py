@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from labcore import runtime
 from labcore.data import (InpaintingTestSet, Normalization, emoji64_dataset, find_image_root, list_images,
                           load_normalization, read_image)
+from labcore.metrics import code_stats, psnr, ssim
 from labcore.paths import CHECKPOINT_DIR, EMOJI64_DIR, REPO_ROOT, RESULTS_DIR
 from labcore.vqgan import (BUNDLED_CONFIG, BUNDLED_WEIGHTS, VQGAN, VQGANConfig, load_config_normalization,
                            load_vqgan)
@@ -79,34 +80,6 @@ def load_split(split: str, root: Path, limit: int | None = None) -> tuple[torch.
     to_tensor = norm.transform()
     images = torch.stack([to_tensor(read_image(f)) for f in tqdm(files, desc=f"loading {split}", leave=False)])
     return images, norm  # (N,3,64,64) normalised
-
-
-# ----------------------------------------------------------------------------- metrics
-
-def psnr(x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]: (B,3,H,W) -> (B,)."""
-    mse = (x01 - y01).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def ssim(x01: torch.Tensor, y01: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004; Gaussian 11x11, sigma 1.5, per channel): (B,3,H,W) -> (B,)."""
-    coords = torch.arange(window, dtype=x01.dtype, device=x01.device) - window // 2
-    g = torch.exp(-coords ** 2 / (2 * sigma ** 2))
-    g = (g / g.sum()).outer(g / g.sum()).expand(x01.shape[1], 1, window, window)  # (C,1,w,w)
-    blur = lambda t: F.conv2d(t, g, groups=x01.shape[1])  # noqa: E731  valid conv, like skimage's crop
-    mx, my = blur(x01), blur(y01)
-    vx, vy, cxy = blur(x01 * x01) - mx ** 2, blur(y01 * y01) - my ** 2, blur(x01 * y01) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
-
-
-def code_stats(counts: torch.Tensor) -> tuple[float, float]:
-    """(share of codes used, perplexity = exp(entropy of the code histogram))."""
-    p = counts.double() / counts.sum().clamp_min(1)
-    entropy = -(p[p > 0] * p[p > 0].log()).sum()
-    return float((counts > 0).double().mean()), float(entropy.exp())
 
 
 # ----------------------------------------------------------------------------- optional losses

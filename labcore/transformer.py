@@ -21,10 +21,9 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadAttention
-from .paths import CHECKPOINT_DIR
+from .paths import BUNDLED_TRANSFORMER_CONFIG, BUNDLED_TRANSFORMER_WEIGHTS
 from .runtime import check_state_dict, load_file
 
-BUNDLED_NAME = "transformer_emoji64"
 
 
 @dataclass
@@ -263,7 +262,7 @@ def load_transformer(path: str | Path, config: TransformerConfig | dict | str | 
 
 
 def bundled_transformer_paths() -> tuple[Path, Path]:
-    return CHECKPOINT_DIR / f"{BUNDLED_NAME}.pt", CHECKPOINT_DIR / f"{BUNDLED_NAME}.yml"
+    return BUNDLED_TRANSFORMER_WEIGHTS, BUNDLED_TRANSFORMER_CONFIG
 
 
 def load_bundled_transformer(device: str | torch.device = "cpu") -> BidirectionalTransformer:

@@ -121,7 +121,7 @@ def plot_token_maps(indices: torch.Tensor, num_codes: int, images: torch.Tensor 
 def plot_codebook_usage(indices: torch.Tensor, num_codes: int, title: str | None = None) -> Figure:
     """How often each codebook entry is used, most used first; the title gives the share of codes
     used and the perplexity exp(H(p)) of the usage distribution."""
-    from labcore.train_vqgan import code_stats
+    from labcore.metrics import code_stats
 
     counts = torch.bincount(indices.detach().cpu().flatten(), minlength=num_codes).double()  # (K,)
     _, perplexity = code_stats(counts)

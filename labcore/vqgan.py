@@ -28,11 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from labcore.paths import CHECKPOINT_DIR
+from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
 from labcore.runtime import check_state_dict, load_file
 
-BUNDLED_CONFIG = CHECKPOINT_DIR / "vqgan_emoji64.yml"
-BUNDLED_WEIGHTS = CHECKPOINT_DIR / "vqgan_emoji64.pt"
+BUNDLED_CONFIG, BUNDLED_WEIGHTS = BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Training both stages (filled in by the restructure)."""
