@@ -19,59 +19,14 @@ implementations often get wrong, and that this file does on purpose:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# ----------------------------------------------------------------------------- mask schedules
-# gamma(r) is the share of tokens still masked at progress r: gamma(0) = 1, gamma(1) = 0,
-# non-increasing in between. linear, cosine and square are the course's three.
-
-_SCHEDULE_FORMULAS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "linear": lambda r: 1 - r,
-    "cosine": lambda r: torch.cos(r * math.pi / 2),
-    "square": lambda r: 1 - r**2,
-    "cubic": lambda r: 1 - r**3,
-    "sqrt": lambda r: 1 - torch.sqrt(r),
-    "log": lambda r: 1 - torch.log1p((math.e - 1) * r),         # 1 - ln(1 + (e-1) r)
-    "exp": lambda r: 1 - torch.expm1(r) / (math.e - 1),         # 1 - (e^r - 1) / (e - 1)
-    "arccos": lambda r: torch.arccos(r) / (math.pi / 2),
-}
-SCHEDULES: tuple[str, ...] = tuple(_SCHEDULE_FORMULAS)
-
-GammaFn = Callable[[float | torch.Tensor], float | torch.Tensor]
-
-
-def gamma(name: str) -> GammaFn:
-    """The mask-scheduling function called ``name`` (one of ``SCHEDULES``).
-
-    It takes a float or a tensor r in [0, 1] (values outside are clamped) and returns the same
-    kind: a float for a float, a tensor of r's dtype for a floating tensor.
-    """
-    key = str(name).strip().lower()
-    if key not in _SCHEDULE_FORMULAS:
-        raise ValueError(f"unknown mask schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
-    formula = _SCHEDULE_FORMULAS[key]
-
-    def schedule(r):
-        x = torch.as_tensor(r, dtype=torch.float64).clamp(0, 1)
-        # exact end points (cos(pi/2) is 6e-17, not 0), and no rounding outside [0, 1]
-        y = torch.where(x <= 0, 1.0, torch.where(x >= 1, 0.0, formula(x))).clamp(0, 1)
-        if torch.is_tensor(r):
-            return y.to(r.dtype) if r.is_floating_point() else y
-        return float(y)
-
-    schedule.__name__ = f"gamma_{key}"
-    return schedule
-
-
-def _as_gamma(schedule: str | GammaFn) -> GammaFn:
-    return gamma(schedule) if isinstance(schedule, str) else schedule
-
+from labcore.schedules import SCHEDULES, GammaFn, as_gamma, gamma  # noqa: F401  (the mask schedules)
 
 def _rand(shape, generator: torch.Generator | None, device: torch.device, dtype=torch.float32) -> torch.Tensor:
     """U(0,1) drawn on the generator's own device (a CPU generator works for CUDA tensors too:
@@ -98,7 +53,7 @@ def mvtm_loss(transformer: nn.Module, tokens: torch.Tensor, mask_token_id: int, 
     ``all_positions``), with optional label smoothing.
     Returns dict(loss (with grad), accuracy (masked-token top-1), mask_ratio (share masked)).
     """
-    gamma_fn = _as_gamma(gamma_fn)
+    gamma_fn = as_gamma(gamma_fn)
     tokens = tokens.flatten(1)                                                  # (B, N) codebook ids
     B, N = tokens.shape
     u = _rand(B, generator, torch.device("cpu"), torch.float64)                 # (B,)
@@ -189,7 +144,7 @@ def check_decoding_args(total_iter: int, sweet_spot: int | None, schedule: str |
         raise ValueError(f"choice temperature must be >= 0, got {choice_temperature}")
     if sample_temperature < 0:
         raise ValueError(f"sample temperature must be >= 0, got {sample_temperature}")
-    return int(sweet_spot), _as_gamma(schedule)
+    return int(sweet_spot), as_gamma(schedule)
 
 
 # ----------------------------------------------------------------------------- trace and result

@@ -34,6 +34,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not) of any module."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU generator seeded the same way."""
     random.seed(seed)

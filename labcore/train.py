@@ -42,7 +42,8 @@ from tqdm.auto import tqdm
 from .paths import CHECKPOINT_DIR, EMOJI64_DIR, REPO_ROOT
 from .runtime import (CSVLog, NonFiniteLoss, atomic_save, atomic_write_text, autocast, load_file, pick_device,
                       seed_everything, warmup_cosine)
-from .transformer import BidirectionalTransformer, TransformerConfig, count_parameters, load_transformer
+from .runtime import count_parameters
+from .transformer import BidirectionalTransformer, TransformerConfig, load_transformer
 
 RUNS_DIR = REPO_ROOT / "runs"
 DEFAULT_TOKENS = RUNS_DIR / "tokens_emoji64.pt"

@@ -194,7 +194,7 @@ def init_codebook_from_data(model: VQGAN, images: torch.Tensor) -> None:
     """Data init: the codebook starts as random encoder outputs of real images (no dead codes at step 0)."""
     z = model.quant_conv(model.encoder(images))  # (B, D, h, w)
     z = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B*h*w, D)
-    K = model.num_codes
+    K = model.config.num_codebook_vectors
     pick = torch.randperm(len(z), device=z.device)[:K]
     if len(pick) < K:  # tiny batches: repeat with noise
         pick = torch.randint(len(z), (K,), device=z.device)
@@ -259,7 +259,7 @@ def evaluate_images(model: VQGAN, images: torch.Tensor, norm: Normalization, bat
     """PSNR / SSIM in [0,1] pixel space, code usage and perplexity, of encode -> decode_indices."""
     model.eval()
     psnrs, ssims, recons = [], [], []
-    counts = torch.zeros(model.num_codes, dtype=torch.long)
+    counts = torch.zeros(model.config.num_codebook_vectors, dtype=torch.long)
     for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=desc is None):
         x = images[i:i + batch_size].to(device)  # (b,3,64,64)
         idx = model.encode_to_indices(x)  # (b,16,16)
@@ -267,7 +267,7 @@ def evaluate_images(model: VQGAN, images: torch.Tensor, norm: Normalization, bat
         x01, y01 = norm.denormalize(x.cpu()), norm.denormalize(y.cpu())
         psnrs.append(psnr(y01, x01))
         ssims.append(ssim(y01, x01))
-        counts += torch.bincount(idx.flatten().cpu(), minlength=model.num_codes)
+        counts += torch.bincount(idx.flatten().cpu(), minlength=model.config.num_codebook_vectors)
         if len(recons) < 1:
             recons.append(y01[:16])
     usage, perplexity = code_stats(counts)
@@ -469,7 +469,7 @@ def evaluate_test_set(config: str | Path, weights: str | Path, root: str | Path 
     grid = save_grid(test.normalization.denormalize(images[:16]), stats.pop("recon_examples"), out / "recon_grid.png")
     weights = Path(weights)
     metrics = {**stats, "config": str(config), "weights": str(weights),
-               "weights_mb": round(weights.stat().st_size / 2 ** 20, 3), "parameters": model.num_parameters(),
+               "weights_mb": round(weights.stat().st_size / 2 ** 20, 3), "parameters": runtime.count_parameters(model),
                "load_seconds": round(load_seconds, 3), "test_root": str(root), "recon_grid": str(grid),
                "model_param": model.config.to_dict(), "normalization_trained": load_config_normalization(config)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .attention import MultiHeadAttention
 from .paths import BUNDLED_TRANSFORMER_CONFIG, BUNDLED_TRANSFORMER_WEIGHTS
-from .runtime import check_state_dict, load_file
+from .runtime import check_state_dict, count_parameters, load_file  # noqa: F401
 
 
 
@@ -139,11 +139,6 @@ class BidirectionalTransformer(nn.Module):
     def mask_token_id(self) -> int:
         return self.config.mask_token_id
 
-    def set_fused_attention(self, fused: bool) -> "BidirectionalTransformer":
-        for block in self.blocks:
-            block.Attention.fused = fused
-        return self
-
     def forward(self, tokens: torch.Tensor, return_attention: bool = False):
         """tokens (B, N) long in [0, K] -> logits (B, N, K+1); with ``return_attention`` also a
         list of per-layer attention weights, each (B, heads, N, N)."""
@@ -169,10 +164,6 @@ class BidirectionalTransformer(nn.Module):
             (decay if is_matrix else no_decay).append(p)
         return [{"params": decay, "weight_decay": weight_decay},
                 {"params": no_decay, "weight_decay": 0.0}]
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import yaml
 
 from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
-from labcore.runtime import check_state_dict, load_file
+from labcore.runtime import check_state_dict, count_parameters, load_file
 
 BUNDLED_CONFIG, BUNDLED_WEIGHTS = BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
 
@@ -278,19 +278,6 @@ class VQGAN(nn.Module):
         z_q = self.codebook.embedding(indices.reshape(-1, r, r))  # (B, r, r, D)
         return self.decode(z_q.permute(0, 3, 1, 2))
 
-    @property
-    def num_codes(self) -> int:
-        return self.config.num_codebook_vectors
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @classmethod
-    def from_pretrained(cls, config_path: str | Path, weights_path: str | Path,
-                        device: str | torch.device = "cpu") -> "VQGAN":
-        """``VQGAN.from_pretrained("VQGAN.yml", "VQGAN.pt")``: the same as :func:`load_vqgan`."""
-        return load_vqgan(config_path, weights_path, device)
-
 
 # ----------------------------------------------------------------------------- loading
 
@@ -339,4 +326,4 @@ def load_config_normalization(config_path: str | Path = BUNDLED_CONFIG):
 if __name__ == "__main__":  # python -m labcore.vqgan: parameter count and load time of the bundled one
     t0 = time.perf_counter()
     m = load_bundled_vqgan()
-    print(f"bundled VQGAN: {m.num_parameters():,} parameters, loaded in {time.perf_counter() - t0:.2f} s")
+    print(f"bundled VQGAN: {count_parameters(m):,} parameters, loaded in {time.perf_counter() - t0:.2f} s")

@@ -6,9 +6,9 @@ import re
 import pytest
 import torch
 
-from labcore.runtime import atomic_save
+from labcore.runtime import atomic_save, count_parameters
 from labcore.transformer import (BidirectionalTransformer, TransformerConfig, bundled_transformer_paths,
-                                 config_from_state_dict, convert_state_dict, count_parameters,
+                                 config_from_state_dict, convert_state_dict,
                                  load_bundled_transformer, load_transformer)
 
 TINY = dict(dim=64, hidden_dim=128, n_layers=2, num_codebook_vectors=64)
