@@ -5,17 +5,20 @@
   fused attention (SDPA), (c) bf16 autocast + fused; and (c)'s loss after the last step vs (a)'s
   from the same seed (same batches, same masks). Each variant runs in its own process, so its
   peak RSS is its own.
-- ``labcore bench inpaint``: iterative-decoding throughput (``labcore.inpaint.benchmark_inpaint``).
+- ``labcore bench inpaint``: iterative-decoding throughput, images/s of the course-style loop
+  (``inpaint_course_style``: batch 1, VQGAN encode + decode at every step) vs labcore's batched
+  ``MaskGit.inpaint`` (encode once, decode once), with the same ``DecodingSettings``.
 - ``labcore bench fid``: FID Inception throughput (images/s) on the emoji64 ground truth:
   (a) pytorch-fid's module as is (labcore before issue #13), (b) + ``inference_mode`` and
   channels-last, (c) + batch norms folded into the convolutions, which is what
   ``labcore.fid.activations`` runs; (c) again at other batch sizes and thread counts; and each
   variant's largest feature difference from (a).
+
+The command line (flags, parsing) is ``labcore.cli.bench``; this module does the work.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import multiprocessing as mp
 import queue as queue_module
@@ -26,7 +29,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .runtime import fast_mode
+from .decoding import DecodingSettings, decode_step
+from .maskgit import latent_mask
+from .paths import EMOJI64_DIR
+from .runtime import fast_mode, pick_device
 
 TRAIN_VARIANTS = {
     "a": ("fp32 + explicit attention", False, False),   # (label, fused, bf16)
@@ -41,7 +47,7 @@ def _bench_tokens(path, count: int, K: int, seed: int) -> tuple[torch.Tensor, st
     """Real tokens (the first ``count`` of the tokens file) when there is one; otherwise smooth
     synthetic token maps (neighbouring tokens agree, as in real images) so the loss can fall."""
     if path is not None and Path(path).is_file():
-        from .train import load_tokens
+        from .training.tokens import load_tokens
         tokens = load_tokens(path)["train"]
         return tokens[:count], f"real tokens from {path}"
     g = torch.Generator().manual_seed(seed)
@@ -62,8 +68,9 @@ def _cpu_seconds() -> float:
 def _train_variant(variant: str, settings: dict, queue) -> None:
     """One variant in a fresh process: time ``steps`` training steps, report tokens/s, peak RSS,
     and the losses."""
-    from .maskgit import gamma, mvtm_loss
+    from .maskgit import mvtm_loss
     from .runtime import autocast, seed_everything, warmup_cosine
+    from .schedules import gamma
     from .transformer import BidirectionalTransformer, TransformerConfig
 
     try:
@@ -99,16 +106,36 @@ def _train_variant(variant: str, settings: dict, queue) -> None:
         queue.put({"variant": variant, "label": label, "steps_per_s": timed / seconds,
                    "tokens_per_s": timed * bs * tokens.shape[1] / seconds, "losses": losses,
                    "cpu_s_per_step": cpu_seconds / timed,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+                   "peak_rss_mb": peak_rss_mb()})
     except BaseException as err:  # report instead of hanging the parent
         queue.put({"variant": variant, "error": f"{type(err).__name__}: {err}"})
+
+
+def _variant_in_process(ctx, variant: str, settings: dict) -> dict:
+    """``_train_variant`` in a fresh process (its peak RSS is its own); its result, or a RuntimeError."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_train_variant, args=(variant, settings, queue))
+    proc.start()
+    while True:  # a child killed outright (e.g. out of memory) never answers: notice it
+        try:
+            result = queue.get(timeout=10)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                result = {"variant": variant, "error": f"the process died (exit code {proc.exitcode})"}
+                break
+    proc.join()
+    if "error" in result:
+        raise RuntimeError(f"bench train variant ({variant}) failed: {result['error']}")
+    return result
 
 
 def benchmark_train(preset: str = "emoji64", steps: int = 50, batch_size: int | None = None,
                     variants: str = "abc", threads: int | None = None, tokens_path=None, seed: int = 0,
                     untimed: int = 3) -> dict:
     """Run the variants one after another, each in its own process; print and return the table."""
-    from .train import DEFAULT_TOKENS, PRESETS, cpu_has_fast_bf16, load_tokens, tokenizer_codebook_size
+    from .paths import DEFAULT_TOKENS
+    from .training import PRESETS, cpu_has_fast_bf16, load_tokens, tokenizer_codebook_size
 
     model = dict(PRESETS[preset]["model"])
     train = PRESETS[preset]["train"]
@@ -127,21 +154,7 @@ def benchmark_train(preset: str = "emoji64", steps: int = 50, batch_size: int | 
           f"{model['num_heads']} heads, K={K}), batch {batch_size} x 256 tokens, {steps} steps "
           f"({untimed} untimed), {threads or torch.get_num_threads()} threads, {source}", flush=True)
     for v in variants:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_train_variant, args=(v, settings, queue))
-        proc.start()
-        while True:  # a child killed outright (e.g. out of memory) never answers: notice it
-            try:
-                result = queue.get(timeout=10)
-                break
-            except queue_module.Empty:
-                if not proc.is_alive():
-                    result = {"variant": v, "error": f"the process died (exit code {proc.exitcode})"}
-                    break
-        proc.join()
-        if "error" in result:
-            raise RuntimeError(f"bench train variant ({v}) failed: {result['error']}")
-        results[v] = result
+        results[v] = result = _variant_in_process(ctx, v, settings)
         print(f"  ({v}) {result['label']:28s} done: {result['tokens_per_s']:9.0f} tokens/s", flush=True)
 
     print()
@@ -167,40 +180,105 @@ def benchmark_train(preset: str = "emoji64", steps: int = 50, batch_size: int | 
     return summary
 
 
-def _add_train_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="emoji64", help="model preset (default: emoji64)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per variant (default: 50; 8 in fast mode)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the preset's)")
-    p.add_argument("--variants", default="abc", help="which of a, b, c to run (default: abc)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per variant")
-    p.add_argument("--tokens", default=None, help="tokens file (default: runs/tokens_emoji64.pt when present)")
-
-
-def _run_train_bench(args) -> int:
-    steps = args.steps or (8 if fast_mode() else 50)
-    bad = set(args.variants) - set(TRAIN_VARIANTS)
-    if bad:
-        raise ValueError(f"--variants: unknown {sorted(bad)}; choose from a, b, c")
-    benchmark_train(args.preset, steps, args.batch_size, args.variants, args.threads, args.tokens)
-    return 0
-
-
 # ----------------------------------------------------------------------------- inpaint benchmark
-# Owned by the inpainting engineer: the work is ``labcore.inpaint.benchmark_inpaint``; this
-# section only wires it to ``labcore bench inpaint``.
 
-def _add_inpaint_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
-    p.add_argument("--total-iter", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_inpaint_bench(args) -> int:
-    from .inpaint import benchmark_inpaint
+@torch.no_grad()
+def inpaint_course_style(maskgit, images: torch.Tensor, masks: torch.Tensor, settings: DecodingSettings | None = None,
+                         *, generator: torch.Generator | None = None, **changes) -> torch.Tensor:
+    """SLOW REFERENCE, for the benchmark only: the loop as the course template writes it.
+    One image at a time (batch 1), VQGAN encode of the current image and decode of the
+    prediction at EVERY step, so the known tokens are re-encoded each step (and can drift).
+    Uses the settings' schedule, T, S and temperatures (no dilation, no paste-known: the template
+    has neither); ``settings``, ``changes`` and ``generator`` as in ``MaskGit.inpaint``, which is
+    the one to use for real work. Returns (B, 3, H, W) normalised images."""
+    settings = DecodingSettings.resolve(settings, **changes)                   # validated before any work
+    generator = settings.generator() if generator is None else generator
+    masks = maskgit.check_images(images, masks)                                 # (B, 1, H, W)
+    maskgit.transformer.eval()
+    outputs = []
+    for i in range(len(images)):
+        image = images[i:i + 1]                                                 # (1, 3, H, W)
+        masked = latent_mask(masks[i:i + 1], patch=maskgit.patch).flatten(1).to(images.device)  # (1, 256)
+        m0 = masked.sum(dim=1)                                                  # (1,)
+        for t in range(1, settings.steps + 1):
+            tokens = maskgit.encode_to_z(image)                                 # (1, 256) re-encoded every step
+            step = decode_step(maskgit.transformer, tokens, masked, m0, t / settings.total_iter, settings.gamma_fn,
+                               maskgit.mask_token_id, settings.choice_temperature, settings.sample_temperature,
+                               generator)
+            masked = step.masked                                                # (1, 256)
+            image = maskgit.decode_z(step.filled)                               # (1, 3, H, W) decoded every step
+        outputs.append(image)
+    return torch.cat(outputs)                                                   # (B, 3, H, W)
 
-    benchmark_inpaint(total_iter=args.total_iter, batch_size=args.batch_size, limit=args.limit, device=args.device)
-    return 0
+
+def _timed(work, device: torch.device) -> float:
+    """Wall seconds of ``work()``, waiting for the GPU's queue to drain on CUDA."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    work()
+    sync()
+    return time.perf_counter() - t0
+
+
+def benchmark_inpaint(maskgit=None, root: str | Path = EMOJI64_DIR, settings: DecodingSettings | None = None,
+                      batch_size: int = 32, limit: int | None = None, device: str = "cpu", progress: bool = True,
+                      **changes) -> dict:
+    """images/s of (a) the course-style per-image loop (``inpaint_course_style``) and (b) labcore's
+    batched loop (``MaskGit.inpaint``: encode once, decode once), same settings (``settings`` with
+    keyword ``changes``, e.g. ``total_iter=4``), one run each from the settings' seed, on the test
+    set at ``root`` (default: bundled emoji64; the first ``limit`` images; 8 in fast mode), with the
+    bundled models unless ``maskgit`` is given. Prints and returns the figures."""
+    from .data import InpaintingTestSet, collate_test, normalization_for
+    from .maskgit import MaskGit
+
+    settings = DecodingSettings.resolve(settings, **changes)                   # validated before any work
+    if batch_size < 1 or (limit is not None and limit < 1):
+        raise ValueError(f"batch_size and limit must be >= 1, got batch_size={batch_size}, limit={limit}")
+    device = pick_device(device)
+    maskgit = (maskgit or MaskGit.bundled()).to(device).eval()
+    test_set = InpaintingTestSet(root, normalization_for(maskgit.normalization, root))
+    count = min(len(test_set), limit or len(test_set), 8 if fast_mode() else len(test_set))
+    batch = collate_test([test_set[i] for i in tqdm(range(count), desc="load test set", disable=not progress)])
+    images, masks = batch["image"].to(device), batch["mask"].to(device)        # (n, 3, 64, 64), (n, 1, 64, 64)
+
+    def course_loop():
+        generator = settings.generator()
+        for i in tqdm(range(count), desc="(a) course-style loop", disable=not progress):
+            inpaint_course_style(maskgit, images[i:i + 1], masks[i:i + 1], settings, generator=generator)
+
+    def batched_loop():
+        generator = settings.generator()
+        for lo in tqdm(range(0, count, batch_size), desc="(b) batched loop", disable=not progress):
+            maskgit.inpaint(images[lo:lo + batch_size], masks[lo:lo + batch_size], settings, generator=generator)
+
+    course_s = _timed(course_loop, device)
+    rss_after_a = peak_rss_mb()
+    batched_s = _timed(batched_loop, device)
+    figures = {
+        "images": count, "total_iter": settings.total_iter, "batch_size": batch_size, "device": str(device),
+        "course_seconds": course_s, "batched_seconds": batched_s,
+        "course_images_per_s": count / course_s, "batched_images_per_s": count / batched_s,
+        "speedup": course_s / batched_s, "peak_rss_mb_after_course_loop": rss_after_a, "peak_rss_mb": peak_rss_mb(),
+    }
+    _print_inpaint_figures(figures, settings)
+    return figures
+
+
+def _print_inpaint_figures(figures: dict, settings: DecodingSettings) -> None:
+    print(f"inpaint benchmark: {figures['images']} test images, T={settings.total_iter}, {settings.schedule}, "
+          f"device {figures['device']}, {torch.get_num_threads()} threads")
+    print(f"  (a) course-style loop (batch 1, encode+decode every step): {figures['course_images_per_s']:8.2f} "
+          f"images/s  ({figures['course_seconds']:.1f} s)")
+    print(f"  (b) labcore batched loop (batch {figures['batch_size']}, encode+decode once): "
+          f"{figures['batched_images_per_s']:8.2f} images/s  ({figures['batched_seconds']:.1f} s)")
+    print(f"  speed-up (b)/(a): {figures['speedup']:.1f}x   peak RSS: {figures['peak_rss_mb']:.0f} MiB "
+          f"(after (a): {figures['peak_rss_mb_after_course_loop']:.0f} MiB)")
 
 
 # ----------------------------------------------------------------------------- FID benchmark
@@ -226,7 +304,6 @@ def benchmark_fid(limit: int = 100, batch_sizes: tuple[int, ...] = (50, 25, 100)
     """Print and return images/s of the variants (see the module docstring); batch_sizes[0] is
     the batch size of (a)-(c), the others and ``threads`` are tried with (c)."""
     from . import fid
-    from .paths import EMOJI64_DIR
 
     images = fid.read_images(EMOJI64_DIR / "emoji" / "ground_truth")[:limit].float() / 255  # (N, 3, 64, 64)
     plain, fast = fid.get_inception(device), fid.fast_inception(device)
@@ -256,52 +333,3 @@ def benchmark_fid(limit: int = 100, batch_sizes: tuple[int, ...] = (50, 25, 100)
               f"{r['images_per_s'] / results[0]['images_per_s']:6.2f}x {r['cpu_s_per_image']:11.3f} "
               f"{r['max_abs_diff']:18.1e}")
     return {"images": len(images), "results": results}
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
-    return values
-
-
-def _add_fid_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=None, help="images per variant (default: 100; 8 in fast mode)")
-    p.add_argument("--batch-sizes", type=_int_list, default=(50, 25, 100),
-                   help="comma-separated; the first is used by (a)-(c), the others are tried with (c) "
-                        "(default: 50,25,100)")
-    p.add_argument("--threads", type=_int_list, default=(),
-                   help="comma-separated torch thread counts to try with (c) (default: only the current one)")
-    p.add_argument("--device", default="cpu")
-
-
-def _run_fid_bench(args) -> int:
-    limit = args.limit if args.limit is not None else (8 if fast_mode() else 100)
-    if limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {limit}")
-    benchmark_fid(limit, args.batch_sizes, args.threads, args.device)
-    return 0
-
-
-# ----------------------------------------------------------------------------- CLI
-
-BENCHMARKS = {
-    "train": (_add_train_bench_arguments, _run_train_bench, "stage-2 training step: tokens/s, peak RSS, bf16 loss"),
-    "inpaint": (_add_inpaint_bench_arguments, _run_inpaint_bench, "iterative decoding: images/s"),
-    "fid": (_add_fid_bench_arguments, _run_fid_bench, "FID Inception: images/s of the variants tried"),
-}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    for name, (add, run_fn, help_text) in BENCHMARKS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add(p)
-        p.set_defaults(bench_func=run_fn)
-
-
-def run(args) -> int:
-    return args.bench_func(args)

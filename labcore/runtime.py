@@ -1,19 +1,23 @@
 """Shared plumbing for every command: device choice, seeds, fast mode, atomic checkpoints,
-weights-only loading with clear errors, RNG state for exact resume, CSV logs, LR schedules.
+weights-only loading and YAML configs with errors that name the file, RNG state for exact resume,
+CSV logs, LR schedules.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import pickle
 import random
+import shutil
 import tempfile
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 import torch
+import yaml
 
 FAST_ENV = "LABCORE_FAST"
 
@@ -26,11 +30,20 @@ def fast_mode() -> bool:
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU; anything else is passed to torch.device."""
+    if isinstance(name, torch.device):
+        name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda") and not (device.type == "mps" and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {name}: not available here (use auto, cpu or cuda)")
     return device
 
 
@@ -103,15 +116,80 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 
+@contextmanager
+def staged_output_dir(target: str | os.PathLike, overwrite: bool = False, flag: str = "--output-dir"):
+    """All-or-nothing output folder: yields a temporary folder beside ``target`` to write into and
+    renames it to ``target`` only when the block finishes; on any error it is deleted, so a failed
+    run leaves nothing behind and a finished one holds no stale files of an earlier run.
+
+    Checked before any work (the block is where the work is): ``target`` must not be a file, must
+    be empty or absent unless ``overwrite`` (then the old folder is replaced whole), and its parent
+    must be writable (creating the temporary folder proves it)."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{flag} {target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{flag} {target} is not empty: pass --overwrite to replace it, or choose another folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """``torch.load(path, weights_only=True)`` on CPU, with errors that name the file."""
+    """``torch.load(path, weights_only=True)`` on CPU. torch's own errors on a wrong file
+    (``EOFError``, ``KeyError: 543911541``, a miniz message) do not say which file or why, so
+    every failure here is a FileNotFoundError / ValueError naming the file and the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} {path}: empty file (0 bytes)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "unsupported global" in str(err).lower():  # a pickled class, e.g. a whole nn.Module
+            raise ValueError(f"{what} {path}: holds Python objects other than tensors, refused by "
+                             "weights-only loading (save a plain state dict)") from None
+        raise ValueError(f"{what} {path}: not a torch checkpoint ({_first_line(err)})") from None
+    except Exception as err:  # a truncated zip, a text file, another format
+        raise ValueError(f"{what} {path}: not a torch checkpoint ({type(err).__name__}: "
+                         f"{_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0][:200]
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config") -> dict:
+    """A YAML file whose top level is a mapping (an empty file is ``{}``). A missing file is a
+    FileNotFoundError; a binary file, invalid YAML or a top-level list is a ValueError naming
+    the file, instead of PyYAML's multi-line trace."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling / zip errors say little about which file
-        raise ValueError(f"could not load {what} {path}: {err}") from err
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path}: not a text file (not UTF-8)") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{what} {path}: invalid YAML ({_first_line(err)})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} {path}: expected a mapping of keys at the top level, got a "
+                         f"{type(raw).__name__}")
+    return raw
 
 
 def check_state_dict(model: torch.nn.Module, state: dict, source: str, limit: int = 8) -> None:

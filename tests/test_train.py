@@ -19,9 +19,11 @@ import yaml
 import labcore.maskgit
 from labcore.__main__ import main
 from labcore.runtime import NonFiniteLoss, atomic_save
-from labcore.train import (TrainConfig, evaluate, load_tokens, make_tokens, read_config_file, resolve_config,
-                           train)
+from labcore.training import (TrainConfig, evaluate, load_tokens, make_tokens, read_config_file, resolve_config,
+                              train)
 from labcore.transformer import BidirectionalTransformer, TransformerConfig, load_transformer
+
+from conftest import tiny_vqgan_config
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = dict(dim=32, n_layers=2, hidden_dim=64, num_heads=4)
@@ -33,12 +35,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def tokens_file(tmp_path_factory, one_thread) -> Path:
-    from labcore.vqgan import VQGAN, VQGANConfig
+    from labcore.vqgan import VQGAN
 
     folder = tmp_path_factory.mktemp("tokens")
     torch.manual_seed(0)
-    cfg = VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=16,
-                      num_codebook_vectors=K).validate()
+    cfg = tiny_vqgan_config(latent_dim=16, K=K).validate()
     (folder / "vqgan.yml").write_text(yaml.safe_dump({"model_param": cfg.to_dict()}))
     atomic_save(VQGAN(cfg).state_dict(), folder / "vqgan.pt")
     make_tokens(folder / "tokens.pt", folder / "vqgan.yml", folder / "vqgan.pt", limit=48, device="cpu",
@@ -102,7 +103,7 @@ def test_resume_is_exact(tokens_file, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_cli_config_file_and_resume(tokens_file, tmp_path):
+def test_cli_config_file_and_resume(tokens_file, tmp_path, capsys):
     config = tmp_path / "tiny.yml"
     config.write_text(yaml.safe_dump({"preset": "emoji64", "model": MODEL,
                                       "train": dict(epochs=1, batch_size=8, warmup_steps=2, log_every=1)}))
@@ -112,8 +113,11 @@ def test_cli_config_file_and_resume(tokens_file, tmp_path):
     saved = yaml.safe_load((tmp_path / "r" / "config.yml").read_text())
     assert saved["model_param"]["Transformer_param"]["dim"] == 32 and saved["train"]["batch_size"] == 8
     assert saved["model_param"]["num_codebook_vectors"] == K                 # K came from the tokenizer
-    with pytest.raises(FileExistsError, match="--resume"):
-        main(args)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir() if f.is_file()}
+    assert main(args) == 2                      # an existing run: one error line, nothing touched
+    assert {f.name: f.read_bytes() for f in (tmp_path / "r").iterdir() if f.is_file()} == before
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("labcore train: error:") and "--resume" in err and str(tmp_path / "r") in err, err
     stem = tmp_path / "published" / "tiny"
     publish = ["train", "--run-dir", str(tmp_path / "r"), "--publish", str(stem)]
     assert main(publish) == 2                                                # unfinished: refused

@@ -6,10 +6,10 @@ import re
 import pytest
 import torch
 
+from labcore.course_format import convert_state_dict
 from labcore.runtime import atomic_save, count_parameters
 from labcore.transformer import (BidirectionalTransformer, TransformerConfig, bundled_transformer_paths,
-                                 config_from_state_dict, convert_state_dict,
-                                 load_bundled_transformer, load_transformer)
+                                 config_from_state_dict, load_bundled_transformer, load_transformer)
 
 TINY = dict(dim=64, hidden_dim=128, n_layers=2, num_codebook_vectors=64)
 
@@ -37,12 +37,12 @@ def test_tiny_checkpoint_reproduces_the_course_logits(lab_format, fused):
 
 def test_config_read_off_the_checkpoint(lab_format):
     state = torch.load(lab_format / "transformer_tiny.pt", weights_only=True)
-    cfg = config_from_state_dict(state)
+    cfg = config_from_state_dict(state, num_heads=16)
     assert (cfg.dim, cfg.n_layers, cfg.hidden_dim, cfg.num_codebook_vectors, cfg.num_image_tokens) == \
         (64, 2, 128, 64, 256)
     io = torch.load(lab_format / "transformer_tiny_io.pt", weights_only=True)
     with torch.no_grad():
-        logits = load_transformer(lab_format / "transformer_tiny.pt")(io["tokens"])   # no config given
+        logits = load_transformer(lab_format / "transformer_tiny.pt", num_heads=16)(io["tokens"])   # no config given
     assert (logits - io["logits"]).abs().max().item() < 1e-5
 
 
@@ -155,3 +155,31 @@ def test_bundled_transformer():
     with torch.no_grad():
         assert model(tokens).shape == (1, model.config.num_image_tokens, model.mask_token_id + 1)
     assert weights.stat().st_size <= 30 * 2**20
+
+
+def test_no_config_needs_the_yml_or_num_heads(lab_format, tmp_path):
+    """Heads leave no trace in the shapes: without a config the loader asks for it (naming the
+    file) rather than guessing 16; with num_heads given the shapes are read off the tensors."""
+    with pytest.raises(ValueError, match=r"transformer_tiny\.pt: no transformer config given.*config yml"):
+        load_transformer(lab_format / "transformer_tiny.pt")
+    state = torch.load(lab_format / "transformer_tiny.pt", weights_only=True)
+    assert config_from_state_dict(state, num_heads=4).num_heads == 4
+    with pytest.raises(TypeError):
+        config_from_state_dict(state)                                   # num_heads has no default
+    gap = {k: v for k, v in state.items() if not k.startswith("blocks.0.")}
+    gap["blocks.0.MLP.0.weight"] = state["blocks.0.MLP.0.weight"]
+    gap = {k.replace("blocks.1.", "blocks.2."): v for k, v in gap.items()}   # blocks 0 and 2
+    with pytest.raises(ValueError, match=r"gap\.pt: transformer blocks are not numbered 0\.\.1: \[0, 2\]"):
+        load_transformer(atomic_save(gap, tmp_path / "gap.pt"), num_heads=16)
+
+
+def test_junk_weights_and_configs_name_the_file(tmp_path, lab_format):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="transformer checkpoint .*empty.pt: empty file"):
+        load_transformer(tmp_path / "empty.pt", lab_format / "transformer_tiny.yml")
+    (tmp_path / "binary.yml").write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ValueError, match="binary.yml: not a text file"):
+        load_transformer(lab_format / "transformer_tiny.pt", tmp_path / "binary.yml")
+    (tmp_path / "list.yml").write_text("- dim: 64\n")
+    with pytest.raises(ValueError, match="list.yml: expected a mapping"):
+        load_transformer(lab_format / "transformer_tiny.pt", tmp_path / "list.yml")

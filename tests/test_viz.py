@@ -1,4 +1,4 @@
-"""labcore.viz: the pictures of the notebooks and the decoding panel of notebook 03.
+"""labcore.viz and labcore.widgets: the pictures of the notebooks and the decoding panel of notebook 03.
 
 The widget tests drive real ipywidgets objects (values changed programmatically, as a person
 moving a slider would) over tiny randomly initialised labcore models and the bundled emoji64
@@ -19,13 +19,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from labcore import viz  # noqa: E402
+from labcore import viz, widgets  # noqa: E402
 from labcore.data import InpaintingTestSet, latent_mask_from_pixels  # noqa: E402
-from labcore.maskgit import SCHEDULES, MaskGit, gamma  # noqa: E402
-from labcore.transformer import BidirectionalTransformer, TransformerConfig  # noqa: E402
-from labcore.vqgan import VQGAN, VQGANConfig  # noqa: E402
+from labcore.maskgit import MaskGit  # noqa: E402
+from labcore.schedules import SCHEDULES, gamma  # noqa: E402
 
-K = 64
+from conftest import tiny_transformer, tiny_vqgan  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -39,12 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def maskgit():
-    torch.manual_seed(0)
-    vqgan = VQGAN(VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=8,
-                              num_codebook_vectors=K))
-    transformer = BidirectionalTransformer(TransformerConfig(num_codebook_vectors=K, dim=32, n_layers=2,
-                                                             hidden_dim=64, num_heads=2))
-    return MaskGit(vqgan, transformer).eval()
+    return MaskGit(tiny_vqgan(), tiny_transformer(n_layers=2)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -135,22 +129,22 @@ def shown_png(panel):
     ("seed", 4, "seed 4"),
 ])
 def test_each_control_replaces_the_figure_in_the_output(maskgit, test_set, name, value, in_title):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
     before, draws = shown_png(panel), panel.draws
     panel.controls[name].value = value                        # as a person moving the control would
     after = shown_png(panel)                                  # exactly one image output, a new one
     assert after != before and panel.draws == draws + 1 and panel.error is None
     assert in_title in panel.figure._suptitle.get_text()
     # the picture on show is the figure of the controls' current settings, drawn afresh
-    assert after == viz.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    assert after == widgets.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
     assert not any(c.disabled for c in panel.controls.values()) and panel.status.value.startswith("drawn in")
 
 
 def test_panel_controls_and_first_draw(maskgit, test_set):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
     c = panel.controls
     assert panel.draws == 1 and columns_drawn(panel) == 5     # drawn once at creation
-    assert shown_png(panel) == viz.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    assert shown_png(panel) == widgets.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
     for name in ("choice_temperature", "sample_temperature", "total_iter", "sweet_spot", "image_index", "seed"):
         assert c[name].continuous_update is False             # slow sliders redraw on release
     assert list(c["schedule"].options) == list(SCHEDULES)
@@ -162,7 +156,7 @@ def test_panel_controls_and_first_draw(maskgit, test_set):
 
 
 def test_panel_shows_it_is_busy_while_decoding(maskgit, test_set, monkeypatch):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4)
     seen = []
     real = viz.show_decoding
 
@@ -177,7 +171,7 @@ def test_panel_shows_it_is_busy_while_decoding(maskgit, test_set, monkeypatch):
 
 
 def test_sweet_spot_follows_total_iterations(maskgit, test_set):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=8)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=8)
     total, spot = panel.controls["total_iter"], panel.controls["sweet_spot"]
     assert (spot.value, spot.max) == (8, 8)
 
@@ -197,7 +191,7 @@ def test_sweet_spot_follows_total_iterations(maskgit, test_set):
 
 
 def test_panel_reports_invalid_settings_instead_of_raising(maskgit, test_set):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4)
     figure = panel.draw(schedule="cosine", choice_temperature=4.5, total_iter=4, sweet_spot=6, image_index=0, seed=0)
     assert figure is None and panel.figure is None and "sweet_spot" in panel.error
     (output,) = shown(panel)                                    # the old figure is gone, the reason is shown
@@ -208,7 +202,7 @@ def test_panel_reports_invalid_settings_instead_of_raising(maskgit, test_set):
 
 
 def test_panel_without_live_widgets_shows_its_figure_not_a_repr(maskgit, test_set):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4)
     bundle = panel._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
     assert base64.b64decode(bundle["image/png"]) == shown_png(panel)   # what GitHub / an untrusted notebook shows
@@ -216,7 +210,7 @@ def test_panel_without_live_widgets_shows_its_figure_not_a_repr(maskgit, test_se
 
 
 def test_decoding_figure_stays_readable_at_the_largest_t(maskgit, test_set):
-    panel = viz.decoding_panel(maskgit, test_set, total_iter=4)
+    panel = widgets.decoding_panel(maskgit, test_set, total_iter=4)
     largest = panel.controls["total_iter"].max
     panel.controls["total_iter"].value = largest                # S follows to T: S+1 pictures per strip
     assert columns_drawn(panel) == largest + 1

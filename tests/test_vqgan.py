@@ -5,31 +5,39 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from labcore.__main__ import main
+from labcore.cli.train_vqgan import add_arguments as add_train_vqgan_arguments, train_from_args as train
 from labcore.data import InpaintingTestSet
-from labcore.train_vqgan import (add_train_vqgan_arguments, evaluate_test_set, psnr, run_train_vqgan, ssim, train,
-                                 write_config)
-from labcore.vqgan import (BUNDLED_CONFIG, BUNDLED_WEIGHTS, VQGAN, VQGANConfig, load_bundled_vqgan,
-                           load_config_normalization, load_vqgan)
+from labcore.metrics import psnr, ssim
+from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
+from labcore.training import evaluate_test_set, write_vqgan_config as write_config
+from labcore.vqgan import VQGAN, VQGANConfig, load_bundled_vqgan, load_config_normalization, load_vqgan
+
+from conftest import tiny_vqgan_config
 
 LAB = Path(__file__).resolve().parents[2] / "shared" / "lab-format"
 needs_lab = pytest.mark.skipif(not LAB.is_dir(), reason=f"course format fixtures not found at {LAB} "
                                                         "(../shared/lab-format beside the repo)")
 
 # a model small enough for a few CPU training steps in a test
-TINY = VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=16,
-                   num_codebook_vectors=32, enc_res_blocks=1, dec_res_blocks=1)
+TINY = replace(tiny_vqgan_config(latent_dim=16, K=32), enc_res_blocks=1, dec_res_blocks=1)
+
+
+def train_argv(out: Path, config: Path, *extra: str) -> list[str]:
+    return ["--run-dir", str(out), "--config", str(config), "--limit", "32", "--val-limit", "8",
+            "--batch-size", "4", "--eval-every", "1000", "--no-progress", "--threads", "1", *extra]
 
 
 def train_args(out: Path, config: Path, *extra: str) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     add_train_vqgan_arguments(p)
-    return p.parse_args(["--out", str(out), "--config", str(config), "--limit", "32", "--val-limit", "8",
-                         "--batch-size", "4", "--eval-every", "1000", "--quiet", "--threads", "1", *extra])
+    return p.parse_args(train_argv(out, config, *extra))
 
 
 def read_log(path: Path) -> dict[int, dict]:
@@ -115,12 +123,12 @@ def test_encode_decode_shapes_and_straight_through_round_trip():
 
 
 def test_bundled_tokenizer_loads_and_reconstructs_test_images(tmp_path):
-    assert BUNDLED_WEIGHTS.is_file() and BUNDLED_WEIGHTS.stat().st_size <= 20 * 2 ** 20
+    assert BUNDLED_VQGAN_WEIGHTS.is_file() and BUNDLED_VQGAN_WEIGHTS.stat().st_size <= 20 * 2 ** 20
     model = load_bundled_vqgan()
     cfg = model.config
     assert cfg.img_resolution // 2 ** cfg.num_down == 16
-    assert load_config_normalization(BUNDLED_CONFIG) is not None
-    m = evaluate_test_set(BUNDLED_CONFIG, BUNDLED_WEIGHTS, limit=50, out=tmp_path)
+    assert load_config_normalization(BUNDLED_VQGAN_CONFIG) is not None
+    m = evaluate_test_set(BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS, limit=50, out=tmp_path)
     assert m["psnr"] > 21.0, m  # an untrained VQGAN scores ~10 dB; the full test set: see the metrics JSON
     test = InpaintingTestSet()
     images = torch.stack([test.target(i) for i in range(32)])  # (32,3,64,64)
@@ -142,7 +150,7 @@ def test_psnr_and_ssim_on_known_cases():
 
 def test_a_few_training_steps_lower_the_loss(tmp_path):
     cfg = write_config(TINY, tmp_path / "tiny.yml")
-    summary = train(train_args(tmp_path / "run", cfg, "--steps", "12", "--lr", "3e-3", "--warmup", "3",
+    summary = train(train_args(tmp_path / "run", cfg, "--steps", "12", "--lr", "3e-3", "--warmup-steps", "3",
                                "--no-augment", "--restart-every", "8"))
     log = read_log(tmp_path / "run" / "log.csv")
     first = sum(float(log[s]["loss"]) for s in (1, 2, 3)) / 3
@@ -156,7 +164,7 @@ def test_a_few_training_steps_lower_the_loss(tmp_path):
 
 def test_resume_gives_the_same_next_steps_as_an_uninterrupted_run(tmp_path):
     cfg = write_config(TINY, tmp_path / "tiny.yml")
-    common = ("--steps", "4", "--warmup", "2", "--restart-every", "2", "--disc-start", "2", "--disc-width", "8",
+    common = ("--steps", "4", "--warmup-steps", "2", "--restart-every", "2", "--disc-start", "2", "--disc-width", "8",
               "--save-every", "1")
     train(train_args(tmp_path / "straight", cfg, *common))  # PatchGAN from step 2, EMA codebook, restarts
     train(train_args(tmp_path / "split", cfg, *common, "--stop-after", "2"))
@@ -173,10 +181,10 @@ def test_resume_gives_the_same_next_steps_as_an_uninterrupted_run(tmp_path):
 
 def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     cfg = write_config(TINY, tmp_path / "tiny.yml")
-    args = train_args(tmp_path / "run", cfg, "--steps", "20", "--lr", "1e30", "--warmup", "1",
+    argv = train_argv(tmp_path / "run", cfg, "--steps", "20", "--lr", "1e30", "--warmup-steps", "1",
                       "--save-every", "1", "--grad-clip", "1e30")
-    assert run_train_vqgan(args) == 1
-    message = capsys.readouterr().out
+    assert main(["train-vqgan", *argv]) == 2  # NonFiniteLoss -> `labcore train-vqgan: error: ...`, exit 2
+    message = capsys.readouterr().err
     assert "loss is nan" in message.lower() or "loss is inf" in message.lower()
     last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in last["model"].values())

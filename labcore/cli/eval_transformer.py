@@ -1,3 +1,53 @@
-"""``labcore eval-transformer``: see labcore.train."""
+"""``labcore eval-transformer``: the validation loss and masked-token accuracy at mask ratios
+0.25 / 0.5 / 0.75 (fixed masks: the numbers ``labcore train`` logs in val.csv)."""
 
-from labcore.train import add_eval_transformer_arguments as add_arguments, run_eval_transformer as run  # noqa: F401
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from labcore.paths import BUNDLED_TRANSFORMER_CONFIG, BUNDLED_TRANSFORMER_WEIGHTS
+from labcore.runtime import atomic_write_text, pick_device
+from labcore.training.evaluate import VAL_RATIOS, evaluate
+from labcore.training.tokens import encode_split, load_tokens
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default=None, help="transformer weights (default: the bundled transformer)")
+    parser.add_argument("--config", default=None, help="its yml (default: the bundled transformer's)")
+    parser.add_argument("--tokens", default=None, help="tokens file with a 'val' split (default: emoji64 val "
+                        "encoded by the bundled tokenizer)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    parser.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+
+
+def val_tokens(tokens: str | None, device):
+    """The val split of --tokens, or emoji64 val encoded by the bundled tokenizer (small: no cache needed)."""
+    if tokens:
+        val = load_tokens(tokens).get("val")
+        if val is None:
+            raise ValueError(f"tokens file {tokens}: no 'val' split to evaluate on")
+        return val
+    from labcore.vqgan import load_bundled_vqgan
+    return encode_split(load_bundled_vqgan(device), "val")[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    from labcore.transformer import load_transformer
+
+    weights = Path(args.weights or BUNDLED_TRANSFORMER_WEIGHTS)
+    config = Path(args.config or BUNDLED_TRANSFORMER_CONFIG)
+    device = pick_device(args.device)
+    val = val_tokens(args.tokens, device)
+    model = load_transformer(weights, config, device=device)
+    metrics = evaluate(model, val, mask_token_id=model.config.num_codebook_vectors,
+                       bf16=device.type == "cuda", progress=True)
+    for r in VAL_RATIOS:
+        print(f"mask ratio {r:.2f}: val loss {metrics[f'loss@{r}']:.4f}  masked-token accuracy "
+              f"{100 * metrics[f'accuracy@{r}']:.1f} %")
+    print(f"{weights} on {len(val)} val images: mean loss {metrics['loss']:.4f}, "
+          f"mean accuracy {100 * metrics['accuracy']:.1f} %")
+    if args.out:
+        atomic_write_text(json.dumps({"weights": str(weights), **metrics}, indent=2), args.out)
+    return 0

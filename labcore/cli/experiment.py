@@ -1,3 +1,72 @@
-"""``labcore experiment``: see labcore.experiment."""
+"""``labcore experiment``: the schedule x iterations FID table (the work: ``labcore.experiment``)."""
 
-from labcore.experiment import add_arguments, run  # noqa: F401
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+from labcore.decoding import DecodingSettings
+from labcore.experiment import COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES
+from labcore.paths import EMOJI64_DIR, RESULTS_DIR
+from labcore.runtime import fast_mode
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", default=str(EMOJI64_DIR), help="test set (emoji64 or lab5_dataset)")
+    parser.add_argument("-o", "--output-dir", default=str(RESULTS_DIR),
+                        help="where experiments.csv/.md/.png go; a run there before is resumed (default: results/)")
+    parser.add_argument("--schedules", nargs="+", default=list(COURSE_SCHEDULES),
+                        help="mask schedules (default: the course's linear cosine square)")
+    parser.add_argument("--iterations", nargs="+", type=int, default=list(ITERATIONS), help="values of T")
+    parser.add_argument("--sample-temperatures", nargs="+", type=float, default=list(SAMPLE_TEMPERATURES),
+                        help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) (default: 0 1)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds for one-shot and each rule's best iterative setting (default 3: seeds 0, 1, 2)")
+    parser.add_argument("--seed", type=int, default=0, help="first seed (the one every row uses)")
+    parser.add_argument("--choice-temperature", type=float, default=4.5, help="Gumbel noise on the confidences")
+    parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
+    for name in ("vqgan-config", "vqgan-weights", "transformer-config", "transformer-weights"):
+        parser.add_argument(f"--{name}", help="default: the bundled model")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every setting checked before any model or image is loaded: the counts here, then every
+    decoding setting of the grid as a ``DecodingSettings`` (unknown schedules list the choices;
+    T <= 256; finite temperatures)."""
+    for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
+                              ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
+                              ("--limit", [args.limit or 1], 1), ("--batch-size", [args.batch_size], 1)):
+        if any(v < low for v in values):
+            raise ValueError(f"{name} must all be >= {low}, got {' '.join(map(str, values))}")
+    base = DecodingSettings(choice_temperature=args.choice_temperature, seed=args.seed)
+    for schedule, T, t in itertools.product(args.schedules, args.iterations, args.sample_temperatures):
+        base.replace(schedule=schedule, total_iter=T, sample_temperature=t)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
+    from labcore.data import InpaintingTestSet, normalization_for
+    from labcore.experiment import Experiment, previous_rows, run_rows
+    from labcore.maskgit import MaskGit
+
+    limit, schedules, iterations, seeds = args.limit, args.schedules, args.iterations, args.seeds
+    if fast_mode():  # a tiny subset: 16 images, T <= 2, at most 2 schedules and 2 seeds
+        limit = min(limit or 16, 16)
+        schedules, seeds = schedules[:2], min(seeds, 2)
+        iterations = [t for t in iterations if t <= 2] or iterations[:1]
+    maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
+                                 args.transformer_weights)
+    test_set = InpaintingTestSet(args.data_root, normalization_for(maskgit.normalization, args.data_root))
+    out = Path(args.output_dir)
+    previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
+    exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
+    runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
+                      seeds, args.seed, args.choice_temperature)
+    print((out / "experiments.md").read_text())
+    print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
+          f"wrote experiments.csv, experiments.md, experiments.png in {out}")
+    return 0

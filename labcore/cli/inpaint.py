@@ -1,3 +1,87 @@
-"""``labcore inpaint``: see labcore.inpaint."""
+"""``labcore inpaint``: fill the masked regions of a test set by iterative decoding and write the
+course's folders (the work: ``labcore.inpaint.inpaint_test_set``)."""
 
-from labcore.inpaint import add_arguments, run  # noqa: F401
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from labcore.cli import non_negative_int, positive_int
+from labcore.decoding import DecodingSettings
+from labcore.paths import EMOJI64_DIR, RESULTS_DIR
+from labcore.schedules import SCHEDULES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-root", "--dataset", default=str(EMOJI64_DIR),
+                        help="test set: data/emoji64 (default) or the course's lab5_dataset folder")
+    parser.add_argument("--output-dir", "-o", default=str(RESULTS_DIR / "inpaint"),
+                        help="where test_results/, mask_scheduling/ and imga/ go (default: results/inpaint)")
+    parser.add_argument("--schedule", "--mask-func", "--mask_func", dest="schedule", default="cosine",
+                        choices=SCHEDULES, metavar="NAME", help=f"mask schedule gamma, one of {', '.join(SCHEDULES)} "
+                        "(default: cosine)")
+    parser.add_argument("--total-iter", "--total_iter", dest="total_iter", type=int, default=8,
+                        help="decoding steps T (default: 8)")
+    parser.add_argument("--sweet-spot", "--sweet_spot", dest="sweet_spot", type=int, default=None,
+                        help="stop after S <= T steps and fill what is left with the current prediction "
+                        "(default: S = T)")
+    parser.add_argument("--temperature", "--choice-temperature", "--choice_temperature", dest="temperature",
+                        type=float, default=4.5, help="scale of the per-token Gumbel noise on the confidences "
+                        "(default: 4.5; 0 = pure confidence order)")
+    parser.add_argument("--sample-temperature", type=float, default=0.0,
+                        help="0 (default): take the argmax token; > 0: sample softmax(logits / this)")
+    parser.add_argument("--batch-size", "--batch_size", dest="batch_size", type=positive_int, default=32)
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--paste-known", action="store_true",
+                        help="put the known input pixels back over the decoded image")
+    parser.add_argument("--dilation", type=non_negative_int, default=0,
+                        help="also mask tokens within this many tokens of a masked one (default: 0)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N test images")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --output-dir (without it, such a folder is an error)")
+    parser.add_argument("--no-steps", action="store_true",
+                        help="write test_results/ only (skip the per-step strips: faster)")
+    parser.add_argument("--strips", type=non_negative_int, default=None,
+                        help="write the per-step strips for the first N images only (default: every image)")
+    parser.add_argument("--vqgan-config", default=None, help="course-style VQGAN.yml (default: bundled)")
+    parser.add_argument("--vqgan-weights", "--vqgan-ckpt-path", dest="vqgan_weights", default=None,
+                        help="VQGAN.pt state dict (default: bundled)")
+    parser.add_argument("--transformer-config", "--MaskGitConfig", dest="transformer_config", default=None,
+                        help="MaskGit.yml / transformer config (default: bundled; required with --transformer-weights)")
+    parser.add_argument("--transformer-weights", "--load-transformer-ckpt-path", dest="transformer_weights",
+                        default=None, help="stage-2 transformer checkpoint (default: bundled)")
+
+
+def decoding_settings_from_args(args: argparse.Namespace) -> DecodingSettings:
+    """The flags' ``DecodingSettings``, validated (a ValueError naming the setting)."""
+    return DecodingSettings(schedule=args.schedule, total_iter=args.total_iter, sweet_spot=args.sweet_spot,
+                            choice_temperature=args.temperature, sample_temperature=args.sample_temperature,
+                            seed=args.seed, paste_known=args.paste_known, dilation=args.dilation)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = decoding_settings_from_args(args)  # first: a bad flag fails before any model or image is loaded
+    from labcore.data import InpaintingTestSet, normalization_for
+    from labcore.inpaint import inpaint_test_set
+    from labcore.maskgit import MaskGit
+    from labcore.runtime import pick_device, staged_output_dir
+
+    device = pick_device(args.device)
+    # all or nothing: written into a temporary folder beside --output-dir, renamed when complete
+    with staged_output_dir(args.output_dir, args.overwrite) as staging:
+        maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
+                                     args.transformer_weights)
+        test_set = InpaintingTestSet(args.data_root, normalization_for(maskgit.normalization, args.data_root))
+        t0 = time.perf_counter()
+        written = inpaint_test_set(maskgit, test_set, staging, settings, args.batch_size, args.limit,
+                                   not args.no_steps, device, strips=args.strips)
+    seconds = time.perf_counter() - t0
+    n = written["test_results"]
+    print(f"inpainted {n} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} images/s) on {device}; "
+          f"schedule {settings.schedule}, T={settings.total_iter}, S={settings.steps}, "
+          f"temperature {settings.choice_temperature}")
+    for name, count in written.items():
+        print(f"  {Path(args.output_dir) / name}/  {count} files")
+    return 0

@@ -1,0 +1,143 @@
+"""Bad input never yields a wrong answer or a traceback: every case below ends with exit status 2,
+one ``labcore <command>: error: ...`` line that names the file or the parameter, and nothing
+written (a half-written output folder would be scored by the next command)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from labcore.__main__ import main
+from labcore.paths import EMOJI64_DIR
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+def leftovers(folder) -> list[str]:
+    """Everything in ``folder`` but the inputs a test put there on purpose."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("input"))
+
+
+# --------------------------------------------------------------------------- labcore inpaint
+
+INPAINT_CASES = {
+    "temperature inf": (["--temperature", "inf"], "choice_temperature"),
+    "temperature nan": (["--temperature", "nan"], "choice_temperature"),
+    "sample temperature nan": (["--sample-temperature", "nan"], "sample_temperature"),
+    "sample temperature < 0": (["--sample-temperature", "-1"], "sample_temperature"),
+    "T beyond the tokens": (["--total-iter", "1000"], "total_iter"),
+    "T = 0": (["--total-iter", "0"], "total_iter"),
+    "sweet spot > T": (["--total-iter", "4", "--sweet-spot", "5"], "sweet_spot"),
+    "limit 0": (["--limit", "0"], "--limit"),
+    "limit -1": (["--limit", "-1"], "--limit"),
+    "batch size 0": (["--batch-size", "0"], "--batch-size"),
+    "unknown device": (["--device", "foo"], "--device"),
+    "unknown schedule": (["--schedule", "zigzag"], "--schedule"),
+}
+
+
+@pytest.mark.parametrize("flags, fragment", INPAINT_CASES.values(), ids=INPAINT_CASES.keys())
+def test_inpaint_rejects_bad_settings_before_any_work(flags, fragment, tiny_files, tmp_path, capsys):
+    code, err = run_cli(["inpaint", "--limit", "2", "-o", str(tmp_path / "out"), *tiny_files, *flags], capsys)
+    assert code == 2 and err.startswith("labcore inpaint: error:") and fragment in err, err
+    assert leftovers(tmp_path) == []
+
+
+def test_inpaint_output_path_that_is_a_file(tiny_files, tmp_path, capsys):
+    target = tmp_path / "input_results.txt"
+    target.write_text("keep me")
+    code, err = run_cli(["inpaint", "--limit", "2", "-o", str(target), *tiny_files], capsys)
+    assert code == 2 and "not a folder" in err and str(target) in err, err
+    assert target.read_text() == "keep me" and leftovers(tmp_path) == []
+
+
+def test_inpaint_refuses_a_used_folder_and_replaces_it_whole_with_overwrite(tiny_files, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ["inpaint", "--no-steps", "--total-iter", "2", "-o", str(out), *tiny_files]
+    assert main(common + ["--limit", "4"]) == 0
+    assert len(list((out / "test_results").iterdir())) == 4
+    code, err = run_cli(common + ["--limit", "3"], capsys)                 # a rerun into the used folder
+    assert code == 2 and "--overwrite" in err and str(out) in err, err
+    assert len(list((out / "test_results").iterdir())) == 4                # untouched
+    assert main(common + ["--limit", "3", "--overwrite"]) == 0
+    assert len(list((out / "test_results").iterdir())) == 3                # 3 new, no stale 4th
+    assert leftovers(tmp_path) == ["out"]                                  # no temporary folders
+
+
+def test_inpaint_failing_midway_leaves_nothing(tiny_files, tmp_path, capsys):
+    data = tmp_path / "input_data"
+    shutil.copytree(EMOJI64_DIR / "mask64", data / "mask64")
+    masked = data / "emoji" / "masked_image"
+    shutil.copytree(EMOJI64_DIR / "emoji" / "masked_image", masked)
+    for p in sorted(masked.iterdir())[16:]:                                 # 16 images, 16 masks
+        p.unlink()
+    for p in sorted((data / "mask64").iterdir())[16:]:
+        p.unlink()
+    broken = sorted(masked.iterdir())[12]
+    broken.write_bytes(broken.read_bytes()[:200])                           # truncated PNG at image 12
+    code, err = run_cli(["inpaint", "--data-root", str(data), "--batch-size", "4", "--total-iter", "2",
+                         "-o", str(tmp_path / "out"), *tiny_files], capsys)
+    assert code == 2 and broken.name in err, err
+    assert leftovers(tmp_path) == []                                       # not 12 files of earlier batches
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_inpaint_read_only_parent_fails_before_compute(tiny_files, tmp_path, capsys):
+    parent = tmp_path / "input_readonly"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        code, err = run_cli(["inpaint", "--limit", "2", "-o", str(parent / "out"), *tiny_files], capsys)
+    finally:
+        parent.chmod(0o755)
+    assert code == 2 and "permission denied" in err and str(parent) in err, err
+
+
+# --------------------------------------------------------------------------- training commands
+
+def test_invalid_yaml_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "input_bad.yml"
+    bad.write_text("train: {epochs: 3\n  lr: [\n")
+    for command in (["train", "--run-dir", str(tmp_path / "run")], ["train-vqgan", "--run-dir", str(tmp_path / "run")]):
+        code, err = run_cli([*command, "--config", str(bad), "--no-progress", "--device", "cpu"], capsys)
+        assert code == 2 and err.startswith(f"labcore {command[0]}: error:") and "input_bad.yml" in err, err
+    assert leftovers(tmp_path) == []
+
+
+TRAIN_VQGAN_CASES = {
+    "steps 0": (["--steps", "0"], "steps"),
+    "batch size 0": (["--batch-size", "0"], "batch_size"),
+    "limit 0": (["--limit", "0"], "limit"),
+    "unknown device": (["--device", "foo"], "--device"),
+    "unknown precision": (["--precision", "fp8"], "--precision"),
+}
+
+
+@pytest.mark.parametrize("flags, fragment", TRAIN_VQGAN_CASES.values(), ids=TRAIN_VQGAN_CASES.keys())
+def test_train_vqgan_rejects_bad_settings_before_any_work(flags, fragment, tmp_path, capsys):
+    code, err = run_cli(["train-vqgan", "--run-dir", str(tmp_path / "run"), "--no-progress", *flags], capsys)
+    assert code == 2 and err.startswith("labcore train-vqgan: error:") and fragment in err, err
+    assert leftovers(tmp_path) == []                                       # no run folder, no "-> best.pt"
+
+
+def test_train_vqgan_existing_run_needs_resume_or_overwrite(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train-vqgan", "--run-dir", str(run), "--steps", "1", "--limit", "8", "--val-limit", "4",
+            "--batch-size", "4", "--eval-every", "1", "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "--resume" in err and str(run) in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["train", "eval-transformer", "eval-vqgan"])
+def test_unknown_device_everywhere(command, tmp_path, capsys):
+    code, err = run_cli([command, "--device", "foo"], capsys)
+    assert code == 2 and "--device" in err and "foo" in err, err
