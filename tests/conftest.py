@@ -27,41 +27,10 @@ def one_thread():
 
 
 # ----------------------------------------------------------------------------- tiny models
-# One definition of the tiny random models the tests build (K=64 codes, 16x16 tokens, a 1-layer
-# transformer): fast on a 2-core CPU, same shapes and code paths as the real ones.
-TINY_K = 64
-
-
-def tiny_vqgan_config(latent_dim: int = 8, K: int = TINY_K):
-    from labcore.vqgan import VQGANConfig
-
-    return VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=latent_dim,
-                       num_codebook_vectors=K)
-
-
-def tiny_transformer_config(K: int = TINY_K, **overrides):
-    from labcore.transformer import TransformerConfig
-
-    return TransformerConfig(**{"num_codebook_vectors": K, "dim": 32, "n_layers": 1, "hidden_dim": 64,
-                                "num_heads": 2, **overrides})
-
-
-def tiny_vqgan(seed: int = 0, **config):
-    import torch
-
-    from labcore.vqgan import VQGAN
-
-    torch.manual_seed(seed)
-    return VQGAN(tiny_vqgan_config(**config)).eval()
-
-
-def tiny_transformer(seed: int = 0, **config):
-    import torch
-
-    from labcore.transformer import BidirectionalTransformer
-
-    torch.manual_seed(seed)
-    return BidirectionalTransformer(tiny_transformer_config(**config)).eval()
+# The tiny random models every test builds are defined once, in tests/shared_fixtures.py (a plain
+# module: test files import its functions; `conftest` itself is not importable by name, since
+# notebooks/ has a conftest.py too).
+from shared_fixtures import tiny_transformer, tiny_vqgan  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from labcore.maskgit import MaskGit, latent_mask, mvtm_loss
 from labcore.schedules import SCHEDULES, gamma
 from labcore.transformer import BidirectionalTransformer, TransformerConfig
 
-from conftest import TINY_K as K, tiny_transformer, tiny_vqgan  # noqa: E402  K is also the mask token id
+from shared_fixtures import TINY_K as K, tiny_transformer, tiny_vqgan  # noqa: E402  K is also the mask token id
 N = 256         # 16 x 16 tokens
 
 

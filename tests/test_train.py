@@ -23,7 +23,7 @@ from labcore.training import (TrainConfig, evaluate, load_tokens, make_tokens, r
                               train)
 from labcore.transformer import BidirectionalTransformer, TransformerConfig, load_transformer
 
-from conftest import tiny_vqgan_config
+from shared_fixtures import tiny_vqgan_config
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = dict(dim=32, n_layers=2, hidden_dim=64, num_heads=4)

@@ -24,7 +24,7 @@ from labcore.data import InpaintingTestSet, latent_mask_from_pixels  # noqa: E40
 from labcore.maskgit import MaskGit  # noqa: E402
 from labcore.schedules import SCHEDULES, gamma  # noqa: E402
 
-from conftest import tiny_transformer, tiny_vqgan  # noqa: E402
+from shared_fixtures import tiny_transformer, tiny_vqgan  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

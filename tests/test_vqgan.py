@@ -19,7 +19,7 @@ from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
 from labcore.training import evaluate_test_set, write_vqgan_config as write_config
 from labcore.vqgan import VQGAN, VQGANConfig, load_bundled_vqgan, load_config_normalization, load_vqgan
 
-from conftest import tiny_vqgan_config
+from shared_fixtures import tiny_vqgan_config
 
 LAB = Path(__file__).resolve().parents[2] / "shared" / "lab-format"
 needs_lab = pytest.mark.skipif(not LAB.is_dir(), reason=f"course format fixtures not found at {LAB} "
