@@ -20,10 +20,11 @@ import torch
 import yaml
 
 from labcore.paths import DEFAULT_TOKENS, REPO_ROOT, RUNS_DIR
-from labcore.runtime import NonFiniteLoss
+from labcore.runtime import NonFiniteLoss, pick_device
 from labcore.training import ensure_tokens, make_tokens, publish_run, resolve_config, train
 from labcore.training.config import PRESETS, TrainConfig, add_config_flags, add_run_arguments, flag_overrides
 from labcore.training.ddp import ddp_env
+from labcore.training.runs import prepare_run_dir
 
 MODEL_FLAGS = {"dim": int, "n_layers": int, "hidden_dim": int, "num_heads": int, "dropout": float}
 
@@ -98,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config_file, model_over, train_over = overrides(args, run_dir)
     model_dict, cfg, preset = resolve_config(args.preset, config_file, model_over, train_over)
+    pick_device(args.device)                    # a bad --device or an existing run fails before any work
+    if ddp_env()[0] == 0:
+        prepare_run_dir(run_dir, "train_state.pt", (), args.resume, args.overwrite)  # () : deletes nothing yet
     tokens = tokens_path(args, run_dir)
     try:
         result = train(run_dir, model_dict, cfg, tokens, preset=preset, resume=args.resume, overwrite=args.overwrite,

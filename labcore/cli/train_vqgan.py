@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from labcore.paths import RUNS_DIR
-from labcore.runtime import NonFiniteLoss
+from labcore.runtime import NonFiniteLoss, pick_device
 from labcore.training import resolve_vqgan_config, train_vqgan
 from labcore.training.config import VQGAN_PRESETS, VQGANTrainConfig, add_config_flags, add_run_arguments, flag_overrides
 
@@ -38,6 +38,7 @@ def train_from_args(args: argparse.Namespace) -> dict:
     """Resolve preset <- --config <- flags (on --resume without --config: the run's vqgan.yml) and train."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    pick_device(args.device)                    # a bad --device fails before the images are loaded
     run_dir = Path(args.run_dir or DEFAULT_RUN_DIR)
     config_file = args.config
     if args.resume and config_file is None and (run_dir / "vqgan.yml").is_file():
