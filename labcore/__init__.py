@@ -15,11 +15,11 @@ step  file                    lines  the idea
 4     ``transformer.py``        219  stage 2: the bidirectional transformer
 5     ``schedules.py``           56  mask-scheduling functions gamma (linear, cosine, square, ...)
 6     ``maskgit.py``            215  MVTM loss (training) and the MaskGit model that inpaints
-7     ``decoding.py``           258  DecodingSettings, one decoding step, the loop, its trace
+7     ``decoding.py``           259  DecodingSettings, one decoding step, the loop, its trace
 8     ``metrics.py``             47  PSNR, SSIM, codebook usage / perplexity
 9     ``fid.py``                390  FID: Inception activations, Gaussian statistics, Frechet distance
 ====  ======================  =====  ==========================================================
-      total                    2028
+      total                    2029
 
 Tooling, apart from the core:
 

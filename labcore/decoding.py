@@ -60,7 +60,8 @@ def _temperature(name: str, value) -> float:
     """``value`` as a finite float >= 0 (nan and inf would turn every confidence into nan)."""
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if not ok or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (0 = no noise), got {value!r}")
+        zero = "argmax tokens" if name.startswith("sample") else "no noise"
+        raise ValueError(f"{name} must be a finite number >= 0 (0 = {zero}), got {value!r}")
     return float(value)
 
 
