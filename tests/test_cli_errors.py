@@ -26,27 +26,34 @@ def leftovers(folder) -> list[str]:
 
 # --------------------------------------------------------------------------- labcore inpaint
 
-INPAINT_CASES = {
-    "temperature inf": (["--temperature", "inf"], "choice_temperature"),
-    "temperature nan": (["--temperature", "nan"], "choice_temperature"),
-    "sample temperature nan": (["--sample-temperature", "nan"], "sample_temperature"),
-    "sample temperature < 0": (["--sample-temperature", "-1"], "sample_temperature"),
-    "T beyond the tokens": (["--total-iter", "1000"], "total_iter"),
-    "T = 0": (["--total-iter", "0"], "total_iter"),
-    "sweet spot > T": (["--total-iter", "4", "--sweet-spot", "5"], "sweet_spot"),
-    "limit 0": (["--limit", "0"], "--limit"),
-    "limit -1": (["--limit", "-1"], "--limit"),
-    "batch size 0": (["--batch-size", "0"], "--batch-size"),
-    "unknown device": (["--device", "foo"], "--device"),
-    "unknown schedule": (["--schedule", "zigzag"], "--schedule"),
+CASES = {  # id: (command, flags, a fragment of the message)
+    "inpaint temperature inf": ("inpaint", ["--temperature", "inf"], "choice_temperature"),
+    "inpaint temperature nan": ("inpaint", ["--temperature", "nan"], "choice_temperature"),
+    "inpaint sample temperature nan": ("inpaint", ["--sample-temperature", "nan"], "sample_temperature"),
+    "inpaint sample temperature < 0": ("inpaint", ["--sample-temperature", "-1"], "sample_temperature"),
+    "inpaint T beyond the tokens": ("inpaint", ["--total-iter", "1000"], "total_iter"),
+    "inpaint T = 0": ("inpaint", ["--total-iter", "0"], "total_iter"),
+    "inpaint sweet spot > T": ("inpaint", ["--total-iter", "4", "--sweet-spot", "5"], "sweet_spot"),
+    "inpaint limit 0": ("inpaint", ["--limit", "0"], "--limit"),
+    "inpaint limit -1": ("inpaint", ["--limit", "-1"], "--limit"),
+    "inpaint batch size 0": ("inpaint", ["--batch-size", "0"], "--batch-size"),
+    "inpaint unknown device": ("inpaint", ["--device", "foo"], "--device"),
+    "inpaint unknown schedule": ("inpaint", ["--schedule", "zigzag"], "--schedule"),
+    "train-vqgan steps 0": ("train-vqgan", ["--steps", "0"], "steps"),
+    "train-vqgan batch size 0": ("train-vqgan", ["--batch-size", "0"], "batch_size"),
+    "train-vqgan limit 0": ("train-vqgan", ["--limit", "0"], "limit"),
+    "train-vqgan unknown device": ("train-vqgan", ["--device", "foo"], "--device"),
+    "train-vqgan unknown precision": ("train-vqgan", ["--precision", "fp8"], "--precision"),
 }
 
 
-@pytest.mark.parametrize("flags, fragment", INPAINT_CASES.values(), ids=INPAINT_CASES.keys())
-def test_inpaint_rejects_bad_settings_before_any_work(flags, fragment, tiny_files, tmp_path, capsys):
-    code, err = run_cli(["inpaint", "--limit", "2", "-o", str(tmp_path / "out"), *tiny_files, *flags], capsys)
-    assert code == 2 and err.startswith("labcore inpaint: error:") and fragment in err, err
-    assert leftovers(tmp_path) == []
+@pytest.mark.parametrize("command, flags, fragment", CASES.values(), ids=CASES.keys())
+def test_bad_settings_fail_before_any_work(command, flags, fragment, tiny_files, tmp_path, capsys):
+    out = str(tmp_path / "out")
+    common = ["--limit", "2", "-o", out, *tiny_files] if command == "inpaint" else ["--run-dir", out, "--no-progress"]
+    code, err = run_cli([command, *common, *flags], capsys)
+    assert code == 2 and err.startswith(f"labcore {command}: error:") and fragment in err, err
+    assert leftovers(tmp_path) == []                       # no output folder, no run folder, no "-> best.pt"
 
 
 def test_inpaint_output_path_that_is_a_file(tiny_files, tmp_path, capsys):
@@ -108,22 +115,6 @@ def test_invalid_yaml_names_the_file(tmp_path, capsys):
         code, err = run_cli([*command, "--config", str(bad), "--no-progress", "--device", "cpu"], capsys)
         assert code == 2 and err.startswith(f"labcore {command[0]}: error:") and "input_bad.yml" in err, err
     assert leftovers(tmp_path) == []
-
-
-TRAIN_VQGAN_CASES = {
-    "steps 0": (["--steps", "0"], "steps"),
-    "batch size 0": (["--batch-size", "0"], "batch_size"),
-    "limit 0": (["--limit", "0"], "limit"),
-    "unknown device": (["--device", "foo"], "--device"),
-    "unknown precision": (["--precision", "fp8"], "--precision"),
-}
-
-
-@pytest.mark.parametrize("flags, fragment", TRAIN_VQGAN_CASES.values(), ids=TRAIN_VQGAN_CASES.keys())
-def test_train_vqgan_rejects_bad_settings_before_any_work(flags, fragment, tmp_path, capsys):
-    code, err = run_cli(["train-vqgan", "--run-dir", str(tmp_path / "run"), "--no-progress", *flags], capsys)
-    assert code == 2 and err.startswith("labcore train-vqgan: error:") and fragment in err, err
-    assert leftovers(tmp_path) == []                                       # no run folder, no "-> best.pt"
 
 
 def test_train_vqgan_existing_run_needs_resume_or_overwrite(tmp_path, capsys):
