@@ -71,9 +71,7 @@ def write_vqgan_config(cfg: VQGANConfig, path: Path, normalization: Normalizatio
         doc["normalization"] = {"mean": list(normalization.mean), "std": list(normalization.std)}
     if train is not None:
         doc.update(preset=preset, train=asdict(train))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return runtime.atomic_write_text(yaml.safe_dump(doc, sort_keys=False), path)
 
 
 def load_split(split: str, root: Path, limit: int | None = None) -> tuple[torch.Tensor, Normalization]:
