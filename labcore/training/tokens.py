@@ -44,7 +44,7 @@ def make_tokens(out_path: str | Path = DEFAULT_TOKENS, vqgan_config: str | Path 
     vqgan = load_vqgan(vqgan_config, vqgan_weights, device=pick_device(device))
     out: dict = {"num_codebook_vectors": int(vqgan.config.num_codebook_vectors),
                  "tokenizer_sha256": file_sha256(vqgan_weights), "tokenizer_config": str(vqgan_config),
-                 "data_root": str(data_root), "normalization": _normalization_record(vqgan)}
+                 "data_root": str(data_root), "normalization": _normalization_record(getattr(vqgan, "normalization", None))}
     for split in ("train", "val"):
         out[split], flipped = encode_split(vqgan, split, data_root, flip and split == "train", limit, batch_size,
                                            progress)
@@ -77,9 +77,8 @@ def encode_split(vqgan, split: str, data_root: str | Path = EMOJI64_DIR, flip: b
     return torch.cat(plain).long(), (torch.cat(flipped).long() if flip else None)
 
 
-def _normalization_record(vqgan) -> dict | None:
-    """The tokenizer's recorded normalisation, as stored in a tokens file (None: the folder's own)."""
-    norm = getattr(vqgan, "normalization", None)
+def _normalization_record(norm) -> dict | None:
+    """A tokenizer's recorded Normalization as a tokens file stores it (None: the folder's own)."""
     return None if norm is None else {"mean": list(norm.mean), "std": list(norm.std)}
 
 
@@ -110,8 +109,7 @@ def _still_current(stored: dict) -> bool:
     """Made by the bundled tokenizer as it is now: same weights, same recorded normalisation."""
     from labcore.vqgan import load_config_normalization
 
-    norm = load_config_normalization(BUNDLED_VQGAN_CONFIG)
-    current = None if norm is None else {"mean": list(norm.mean), "std": list(norm.std)}
+    current = _normalization_record(load_config_normalization(BUNDLED_VQGAN_CONFIG))
     return (stored.get("tokenizer_sha256") == file_sha256(BUNDLED_VQGAN_WEIGHTS)
             and stored.get("normalization", "missing") == current)
 
