@@ -84,14 +84,23 @@ def to_cpu(obj: Any) -> Any:
     return obj
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; put it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
     """Call ``write(f)`` on a binary file with a temporary name in ``path``'s folder, fsync, then
     rename it over ``path``: a crash mid-write never leaves a truncated file behind, and readers
-    see the old file or the new one, nothing in between."""
+    see the old file or the new one, nothing in between. The file gets the permissions a plain
+    ``open(path, "w")`` would give it (0666 less the umask; mkstemp's own 0600 would hide it from
+    the rest of a course's group)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -132,6 +141,7 @@ def staged_output_dir(target: str | os.PathLike, overwrite: bool = False, flag: 
         raise FileExistsError(f"{flag} {target} is not empty: pass --overwrite to replace it, or choose another folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # what mkdir would make (mkdtemp's 0700 would hide the outputs)
     try:
         yield staging
         if target.exists():

@@ -3,10 +3,13 @@
 (CUDA tensors cannot be made on this CPU-only machine: scripts/gpu-check.sh checks on a GPU that every
 checkpoint a CUDA run writes holds CPU tensors only.)"""
 
+import os
+import stat
+
 import torch
 from torch import nn
 
-from labcore.runtime import atomic_save, to_cpu
+from labcore.runtime import atomic_save, atomic_write_text, staged_output_dir, to_cpu
 
 
 def test_to_cpu_keeps_structure_values_and_state_dict_metadata():
@@ -33,6 +36,24 @@ def test_atomic_save_round_trip_loads_weights_only_and_strict(tmp_path):
     fresh.load_state_dict(state, strict=True)
     x = torch.randn(5, 4)
     assert torch.equal(fresh.eval()(x), model.eval()(x))
+
+
+def test_written_files_and_output_folders_get_the_usual_permissions(tmp_path):
+    """mkstemp/mkdtemp make 0600 files and 0700 folders; labcore's outputs (checkpoints, tables,
+    inpainted images) must be as readable as a plain open()/mkdir would make them, under any umask."""
+    old = os.umask(0o027)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        written = atomic_write_text("x", tmp_path / "table.md")
+        with staged_output_dir(tmp_path / "out") as staging:
+            (staging / "a.png").write_bytes(b"x")
+        (tmp_path / "plain_dir").mkdir()
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(written) == mode(plain) == 0o640
+    assert mode(tmp_path / "out") == mode(tmp_path / "plain_dir") == 0o750
 
 
 # ----------------------------------------------------------------------------- bad files at the edge

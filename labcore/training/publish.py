@@ -4,7 +4,6 @@ transformer's files (``STEM.pt`` / ``STEM.yml`` / ``STEM_log.csv`` / ``STEM_metr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from labcore.paths import BUNDLED_TRANSFORMER_STEM, REPO_ROOT
@@ -28,7 +27,6 @@ def publish_run(run_dir: str | Path, stem: str | Path = BUNDLED_TRANSFORMER_STEM
     weights = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
     model = load_transformer(weights, run_dir / "config.yml")                  # checks weights vs config
     atomic_save(model.state_dict(), stem.with_suffix(".pt"))
-    os.chmod(stem.with_suffix(".pt"), 0o644)  # a shipped file, readable by everyone (mkstemp made it 0600)
     log_rows = (run_dir / "log.csv").read_text().splitlines()
     best = dict(state.get("best") or {})
     metrics = {
