@@ -75,7 +75,7 @@ EOF
 )
     if [ -n "$missing" ]; then echo "skip $f: needs $missing (not installed for $PYTHON)"; else tests+=("$f"); fi
 done
-step unit-tests "$PYTHON" -m pytest -o addopts="" -p no:cacheprovider -q -ra "${tests[@]}"
+step unit-tests "$PYTHON" -m pytest -o addopts="" -p no:cacheprovider -p no:nbval -q -ra "${tests[@]}"
 
 # 2. stage 1 on CUDA, bf16 (checks that the codebook init and dead-code restarts stay on the GPU)
 step train-vqgan $LABCORE train-vqgan --run-dir "$OUT/vqgan" --config data/checkpoints/vqgan_emoji64.yml \
