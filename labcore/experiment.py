@@ -441,7 +441,8 @@ def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
     if rows:
         lines += ["", f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare "
                   "only within this table). ± is the standard deviation over seeds; the best iterative setting "
-                  "was picked on the first seed."] + (["", *aims(aggregate(rows))] if with_aims else [])
+                  "was picked on the first seed. s/row: the wall seconds each row took as it ran (mean over "
+                  "seeds), whatever else the machine was doing: a record, not a benchmark."] + (["", *aims(aggregate(rows))] if with_aims else [])
     return "\n".join(lines) + "\n"
 
 
