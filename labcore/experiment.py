@@ -431,18 +431,23 @@ def _cell(entry: dict, measure: str, digits: int) -> str:
 
 
 def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
-    """The table (sorted by FID; several seeds: mean ± std, sample std) and the aims checked."""
+    """The table (sorted by FID; several seeds: mean ± std, sample std), a footnote saying what its
+    numbers are, and the aims checked."""
+    entries = aggregate(rows)
     lines = ["| setting | tokens | schedule | T | S | paste known | FID | PSNR holes (dB) | token acc | seeds | s/row |",
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for e in sorted(aggregate(rows), key=lambda e: e["fid"]):
+    for e in sorted(entries, key=lambda e: e["fid"]):
         lines.append(f"| {e['kind']} | {e['tokens']} | {e['schedule']} | {e['total_iter']} | {e['sweet_spot']} | "
                      f"{e['paste_known']} | {_cell(e, 'fid', 2)} | {_cell(e, 'psnr_masked', 2)} | "
                      f"{_cell(e, 'token_acc', 3)} | {e['n'] if is_decoding(e) else ''} | {e['seconds']:.0f} |")
     if rows:
-        lines += ["", f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare "
-                  "only within this table). ± is the standard deviation over seeds; the best iterative setting "
-                  "was picked on the first seed. s/row: the wall seconds each row took as it ran (mean over "
-                  "seeds), whatever else the machine was doing: a record, not a benchmark."] + (["", *aims(aggregate(rows))] if with_aims else [])
+        note = [f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare only "
+                "within this table)."]
+        if any(e["n"] > 1 for e in entries):
+            note.append("± is the standard deviation over seeds; the best iterative setting was picked on the first seed.")
+        note.append("s/row: the wall seconds each row took as it ran" + (" (mean over seeds)" if len(note) > 1 else "")
+                    + ", whatever else the machine was doing: a record, not a benchmark.")
+        lines += ["", " ".join(note)] + (["", *aims(entries)] if with_aims else [])
     return "\n".join(lines) + "\n"
 
 

@@ -293,7 +293,12 @@ def plot_training_curves(log: str | Path | dict, x: str = "step", columns: Seque
         for label, data, name in curves:
             ok = np.isfinite(data[name]) & np.isfinite(data[x])
             sparse = ok.sum() < 0.5 * len(ok) or ok.sum() <= 20
-            ax.plot(data[x][ok], data[name][ok], "o-" if sparse else "-", ms=3, lw=1.5 if sparse else 1, label=label)
+            # an overall validation curve ("val loss") lies among its per-ratio ones ("val loss@0.5"): on top, dashed
+            summary = label.startswith("val ") and "@" not in name and any("@" in n for *_, n in curves)
+            style = dict(ls="-", marker="o" if sparse else None, ms=3, lw=1.5 if sparse else 1)
+            if summary:
+                style.update(ls="--", lw=2.2, color="black", zorder=3)
+            ax.plot(data[x][ok], data[name][ok], label=label, **style)
         ax.set_xlabel(x)
         ax.set_title(group)
         if group == "learning rate":

@@ -15,7 +15,7 @@ from PIL import Image
 from labcore import fid
 from labcore.__main__ import main
 from labcore.demo import DEMO_SETTING
-from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, write_results
+from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, results_markdown, write_results
 from labcore.maskgit import MaskGit
 from labcore.schedules import SCHEDULES
 
@@ -115,6 +115,17 @@ def test_experiment_table_shows_mean_and_std_over_seeds(experiment_rows):
         assert image.size[0] > 2 * image.size[1] * 0.9            # two panels side by side
         assert image.size[1] > 300
 
+
+
+def test_table_footnote_explains_only_what_the_table_holds(experiment_rows):
+    """The ± / seed-picking sentence belongs under a table with seed repeats, not under one seed per row."""
+    _, rows, _ = experiment_rows
+    with_seeds = results_markdown(rows, with_aims=False)
+    first_seed = results_markdown([r for r in rows if r["seed"] in ("", "0")], with_aims=False)
+    for md in (with_seeds, first_seed):
+        assert f"FID from {rows[0]['images']} images" in md and "s/row: the wall seconds" in md
+    assert "standard deviation over seeds" in with_seeds and "(mean over seeds)" in with_seeds
+    assert " ± " not in first_seed and "seed" not in first_seed.split("\n\n")[1]
 
 def test_small_sample_warning_given_once(experiment_rows):
     _, rows, messages = experiment_rows

@@ -300,6 +300,9 @@ def test_training_curves_from_csv(tmp_path):
     assert labels["accuracy"] == ["accuracy", "val_accuracy", "val accuracy", "val accuracy@0.5"]
     val_line = fig.axes[0].lines[2]
     assert list(val_line.get_xdata()) == [10, 20] and list(val_line.get_ydata()) == [2.5, 2.0]
+    per_ratio = fig.axes[0].lines[3]  # the overall val curve would hide under its per-ratio ones: dashed, on top
+    assert val_line.get_linestyle() == "--" and per_ratio.get_linestyle() == "-"
+    assert val_line.get_zorder() > per_ratio.get_zorder()
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         viz.plot_training_curves(tmp_path / "nope.csv")
 
