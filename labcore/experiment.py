@@ -441,13 +441,14 @@ def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
                      f"{e['paste_known']} | {_cell(e, 'fid', 2)} | {_cell(e, 'psnr_masked', 2)} | "
                      f"{_cell(e, 'token_acc', 3)} | {e['n'] if is_decoding(e) else ''} | {e['seconds']:.0f} |")
     if rows:
-        note = [f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare only "
-                "within this table)."]
-        if any(e["n"] > 1 for e in entries):
-            note.append("± is the standard deviation over seeds; the best iterative setting was picked on the first seed.")
-        note.append("s/row: the wall seconds each row took as it ran" + (" (mean over seeds)" if len(note) > 1 else "")
-                    + ", whatever else the machine was doing: a record, not a benchmark.")
-        lines += ["", " ".join(note)] + (["", *aims(entries)] if with_aims else [])
+        seeds = any(e["n"] > 1 for e in entries)  # mention seeds only under a table with seed repeats
+        note = (f"FID from {rows[0]['images']} images (biased upwards below {fid.RELIABLE_SAMPLES}: compare only "
+                "within this table). "
+                + ("± is the standard deviation over seeds; the best iterative setting was picked on the first "
+                   "seed. " if seeds else "")
+                + "s/row: the wall seconds each row took as it ran" + (" (mean over seeds)" if seeds else "")
+                + ", whatever else the machine was doing: a record, not a benchmark.")
+        lines += ["", note] + (["", *aims(entries)] if with_aims else [])
     return "\n".join(lines) + "\n"
 
 

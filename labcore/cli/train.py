@@ -17,10 +17,9 @@ import argparse
 from pathlib import Path
 
 import torch
-import yaml
 
 from labcore.paths import DEFAULT_TOKENS, REPO_ROOT, RUNS_DIR
-from labcore.runtime import NonFiniteLoss, pick_device
+from labcore.runtime import pick_device, read_yaml_mapping
 from labcore.training import ensure_tokens, make_tokens, publish_run, resolve_config, train
 from labcore.training.config import PRESETS, TrainConfig, add_config_flags, add_run_arguments, flag_overrides
 from labcore.training.ddp import ddp_env
@@ -74,7 +73,7 @@ def tokens_path(args: argparse.Namespace, run_dir: Path) -> Path:
     """--tokens, else (on --resume) the run's own tokens file, else the default one (made on first use)."""
     tokens = Path(args.tokens) if args.tokens else DEFAULT_TOKENS
     if args.resume and args.tokens is None:
-        saved = (yaml.safe_load((run_dir / "config.yml").read_text()) or {}).get("tokens")
+        saved = read_yaml_mapping(run_dir / "config.yml", "run config").get("tokens")
         tokens = Path(saved) if saved else tokens
     if ddp_env()[0] != 0:  # rank 0 makes the default file; the others wait for it in train()
         return tokens
@@ -103,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
     if ddp_env()[0] == 0:
         prepare_run_dir(run_dir, "train_state.pt", (), args.resume, args.overwrite)  # () : deletes nothing yet
     tokens = tokens_path(args, run_dir)
-    try:
-        result = train(run_dir, model_dict, cfg, tokens, preset=preset, resume=args.resume, overwrite=args.overwrite,
-                       device=args.device, stop_after=args.stop_after, progress=not args.no_progress)
-    except NonFiniteLoss as err:  # a clear one-line error (exit 2), not a traceback
-        raise ValueError(str(err)) from err
+    result = train(run_dir, model_dict, cfg, tokens, preset=preset, resume=args.resume, overwrite=args.overwrite,
+                   device=args.device, stop_after=args.stop_after, progress=not args.no_progress)  # NaN: main's error line
     return 0 if result.step >= result.total_steps or args.stop_after else 3

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from labcore.paths import RUNS_DIR
-from labcore.runtime import NonFiniteLoss, pick_device
+from labcore.runtime import pick_device
 from labcore.training import resolve_vqgan_config, train_vqgan
 from labcore.training.config import VQGAN_PRESETS, VQGANTrainConfig, add_config_flags, add_run_arguments, flag_overrides
 
@@ -50,10 +50,7 @@ def train_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        summary = train_from_args(args)
-    except NonFiniteLoss as err:  # a clear one-line error (exit 2), not a traceback
-        raise ValueError(str(err)) from err
+    summary = train_from_args(args)  # a NaN loss (NonFiniteLoss) becomes labcore.cli.main's one error line
     print(f"train-vqgan: {summary['step']} steps in {summary['seconds'] / 60:.1f} min, best val PSNR "
           f"{summary['best_val_psnr']:.2f} dB -> {summary['out']}/best.pt (config {summary['out']}/vqgan.yml)")
     return 0
