@@ -6,6 +6,7 @@ CSV logs, LR schedules.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import pickle
 import random
@@ -20,6 +21,16 @@ import torch
 import yaml
 
 FAST_ENV = "LABCORE_FAST"
+
+# Every notice labcore gives (a command's or a library call's) goes through this logger: the CLI
+# prints each as one ``labcore <command>: note: ...`` line (labcore.cli.main); in a notebook or a
+# script, Python's last-resort handler prints the bare message to stderr.
+LOG = logging.getLogger("labcore")
+
+
+def note(message: str) -> None:
+    """Tell the user one thing, on one line, without a file path or a traceback."""
+    LOG.warning(" ".join(str(message).split()))
 
 
 def fast_mode() -> bool:

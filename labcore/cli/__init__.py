@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+import warnings
 
 # name -> one-line help; the module is labcore.cli.<name with underscores>
 COMMANDS: dict[str, str] = {
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     exit status 2; only a bug in labcore shows a traceback."""
     import yaml
 
-    from labcore.runtime import NonFiniteLoss
+    from labcore.runtime import LOG, NonFiniteLoss, note
 
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -99,11 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv or "-h" in argv or "--help" in argv else 2
+    notes = logging.StreamHandler(sys.stderr)  # every notice: one `labcore <command>: note: ...` line
+    notes.setFormatter(logging.Formatter(f"labcore {args.command}: note: %(message)s"))
+    LOG.addHandler(notes)
+    LOG.propagate = False
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():  # a Python warning, ours or a library's: a note line, no source line
+            warnings.showwarning = lambda message, *_args, **_kw: note(str(message))
+            return args.func(args) or 0
     except (OSError, ValueError, yaml.YAMLError, NonFiniteLoss) as err:
         print(f"labcore {args.command}: error: {describe_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"labcore {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        LOG.removeHandler(notes)
+        LOG.propagate = True
