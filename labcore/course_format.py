@@ -10,9 +10,10 @@ files load as they are; what differs is handled here, and only here:
 - the wrong file: a VQGAN given as the transformer (or the other way round), or a training
   state (optimizer, step...) given as weights: said in words, not as 300 missing keys;
 - a transformer without its config: the shapes are read off the tensors (the number of heads
-  cannot be, so the caller must give it: ``transformer.config_from_state_dict``).
+  cannot be, so the caller must give it: ``model_files.config_from_state_dict``).
 
-``vqgan.load_vqgan`` and ``transformer.load_transformer`` call these after ``runtime.load_file``.
+``labcore.model_files`` (reading the model files) calls these after ``runtime.load_file``; what
+is here touches no file, so a test can hand it in-memory state dicts.
 """
 
 from __future__ import annotations

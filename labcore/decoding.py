@@ -1,31 +1,36 @@
-"""Iterative decoding of MaskGIT (Chang et al. 2022, section 3.2): fill a map of masked tokens
-in T parallel steps instead of one token at a time.
+"""Iterative decoding of MaskGIT (Chang et al. 2022, section 3.2; google-research/maskgit,
+``libml/parallel_decode.py``): fill an image's M0 masked tokens in T parallel steps instead of
+one token at a time.
 
-- ``DecodingSettings``: every knob of one decoding (schedule, T, sweet spot S, the two
-  temperatures, the seed, paste-known, latent dilation), validated once when it is built; the
-  loop, the inpainting wrapper and every tool take one of these instead of ten arguments.
-- ``decode_step``: one step for a batch: predict every masked token, keep the most confident
-  predictions, mask the rest again (how many: ``masked_count_after_step``).
-- ``decode``: the loop, steps t = 1..S at ratio t/T, and the ``DecodingTrace`` of what it did.
+At step t = 1..T, with ratio r = t/T, for every token i still masked:
 
-Three details that student implementations often get wrong, and that ``decode_step`` does on
-purpose: the Gumbel noise on the confidences is drawn independently for every token; known
-tokens get +inf confidence, so they never change; every image of a batch keeps its own initial
-masked count M0, so the schedule is per image.
+    y_i = argmax_k p(k | Y_masked)                  (or a sample of softmax(logits / sample_temperature))
+    c_i = log p(y_i | Y_masked) + tau * (1 - r) * g_i,     g_i ~ Gumbel(0, 1), drawn per token
+    n   = floor(gamma(r) * M0), clamped to [1, remaining - 1]; n = 0 at the last step (r = 1)
+
+and the n least confident predictions are masked again; the rest are kept for good. tau is the
+choice temperature, annealed to 0 at the last step. Known tokens have c_i = +inf: never changed.
+Each image of a batch has its own M0, so its own schedule. Stopping at the sweet spot S < T
+gives every token still masked its step-S prediction.
+
+- ``DecodingSettings``: gamma, T, S, tau, the sample temperature, the seed (and, for
+  ``MaskGit.inpaint``, paste-known and dilation), validated once when built.
+- ``decode_step``: one step for a batch; ``masked_count_after_step``: its n.
+- ``decode``: the loop over t, with any step function of ``decode_step``'s signature, and the
+  ``DecodingTrace`` of what each step did.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
 from labcore.schedules import SCHEDULES, GammaFn, as_gamma, gamma
+from labcore.validate import integer, number
 
 # More steps than the 16x16 = 256 tokens of an image cannot each decode a token: meaningless.
 MAX_TOTAL_ITER = 256
@@ -48,23 +53,6 @@ def gumbel(shape, generator: torch.Generator | None, device: torch.device) -> to
 
 # ----------------------------------------------------------------------------- the settings
 
-def _integer(name: str, value, low: int, high: int | None, allowed: str) -> int:
-    """``value`` as an int in [low, high]; else a ValueError naming the parameter and its range."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and float(value).is_integer()
-    if not ok or not low <= value <= (math.inf if high is None else high):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return int(value)
-
-
-def _temperature(name: str, value) -> float:
-    """``value`` as a finite float >= 0 (nan and inf would turn every confidence into nan)."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
-    if not ok or value < 0:
-        zero = "argmax tokens" if name.startswith("sample") else "no noise"
-        raise ValueError(f"{name} must be a finite number >= 0 (0 = {zero}), got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class DecodingSettings:
     """How to decode: validated once, here, so no function down the line checks them again.
@@ -73,8 +61,8 @@ class DecodingSettings:
     total_iter: T, the number of steps the schedule is spread over (1..256).
     sweet_spot: S <= T, stop after S steps and give every token still masked its step-S
         prediction (None: S = T, decode all the way).
-    choice_temperature: scale of the per-token Gumbel noise on the confidences (0 = pure
-        confidence order), annealed to 0 at the last step.
+    choice_temperature: tau, the scale of the per-token Gumbel noise on the confidences (0 =
+        pure confidence order), annealed to 0 at the last step.
     sample_temperature: 0 takes each token's argmax; t > 0 samples softmax(logits / t).
     seed: the seed of the random stream a decoding draws from when it is given no generator.
     paste_known: put the known input pixels back over the decoded image.
@@ -91,26 +79,20 @@ class DecodingSettings:
     dilation: int = 0
 
     def __post_init__(self):
-        def set_(name, value):  # frozen: each normalised value is stored once, here
-            object.__setattr__(self, name, value)
-
-        if isinstance(self.schedule, str):
-            gamma(self.schedule)  # an unknown name fails here, listing the choices
-            set_("schedule", self.schedule.strip().lower())
-        elif not callable(self.schedule):
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a gamma function, "
-                             f"got {self.schedule!r}")
-        T = _integer("total_iter (T)", self.total_iter, 1, MAX_TOTAL_ITER,
-                     f"an integer in 1..{MAX_TOTAL_ITER} (no more steps than the 16x16 = 256 tokens)")
-        set_("total_iter", T)
-        if self.sweet_spot is not None:
-            set_("sweet_spot", _integer("sweet_spot (S)", self.sweet_spot, 1, T,
-                                        f"an integer with 1 <= S <= total_iter (T={T})"))
-        set_("choice_temperature", _temperature("choice temperature (choice_temperature)", self.choice_temperature))
-        set_("sample_temperature", _temperature("sample temperature (sample_temperature)", self.sample_temperature))
-        set_("seed", _integer("seed", self.seed, -2**63, 2**64 - 1, "an integer"))
-        set_("dilation", _integer("dilation", self.dilation, 0, None, "an integer >= 0"))
-        set_("paste_known", bool(self.paste_known))
+        schedule = _schedule(self.schedule)
+        T = integer("total_iter (T)", self.total_iter, 1, MAX_TOTAL_ITER,
+                    f"an integer in 1..{MAX_TOTAL_ITER} (no more steps than the 16x16 = 256 tokens)")
+        S = None if self.sweet_spot is None else integer(
+            "sweet_spot (S)", self.sweet_spot, 1, T, f"an integer with 1 <= S <= total_iter (T={T})")
+        valid = dict(schedule=schedule, total_iter=T, sweet_spot=S,
+                     choice_temperature=number("choice temperature (choice_temperature)", self.choice_temperature,
+                                               0, allowed="a finite number >= 0 (0 = no noise)"),
+                     sample_temperature=number("sample temperature (sample_temperature)", self.sample_temperature,
+                                               0, allowed="a finite number >= 0 (0 = argmax tokens)"),
+                     seed=integer("seed", self.seed, -2**63, 2**64 - 1, "an integer"),
+                     dilation=integer("dilation", self.dilation, 0), paste_known=bool(self.paste_known))
+        for name, value in valid.items():
+            object.__setattr__(self, name, value)  # frozen: each normalised value is stored once, here
 
     @property
     def steps(self) -> int:
@@ -140,17 +122,25 @@ class DecodingSettings:
         return settings.replace(**changes) if changes else settings
 
 
+def _schedule(schedule: str | GammaFn) -> str | GammaFn:
+    """A schedule name (stripped, lower-case) or a gamma function; else a ValueError."""
+    if isinstance(schedule, str):
+        gamma(schedule)  # an unknown name fails here, listing the choices
+        return schedule.strip().lower()
+    if not callable(schedule):
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a gamma function, got {schedule!r}")
+    return schedule
+
+
 # ----------------------------------------------------------------------------- one decoding step
 
 def masked_count_after_step(ratio: float, m0: torch.Tensor, remaining: torch.Tensor,
                             gamma_fn: GammaFn) -> torch.Tensor:
-    """How many tokens of each image stay masked after the step at ``ratio`` = t/T.
-
-    floor(gamma(ratio) * M0), with M0 each image's own initial masked count, clamped so that
-    every step decodes at least one token (<= remaining - 1) and keeps at least one for later
-    (>= 1); at the last step (ratio = 1) nothing stays masked. An image with nothing left masked
-    stays at 0; an image with one token left keeps it for the last step (the lower bound wins).
-    """
+    """n, how many tokens of each image stay masked after the step at ``ratio`` = t/T:
+    floor(gamma(t/T) * M0), M0 each image's own initial masked count, clamped to [1, remaining - 1]
+    (every step decodes at least one token and leaves at least one for later; the lower bound
+    wins, so an image with one token left keeps it for the last step); 0 at the last step and
+    for an image with nothing left masked."""
     if ratio >= 1:
         return torch.zeros_like(remaining)
     n = torch.floor(gamma_fn(float(ratio)) * m0.double()).long()                # (B,)
@@ -166,38 +156,35 @@ class StepResult(NamedTuple):
 
 @torch.no_grad()
 def decode_step(transformer: nn.Module, tokens: torch.Tensor, masked: torch.Tensor, m0: torch.Tensor,
-                ratio: float, gamma_fn: GammaFn, mask_token_id: int, choice_temperature: float = 4.5,
-                sample_temperature: float = 0.0, generator: torch.Generator | None = None) -> StepResult:
-    """One step of iterative decoding, for a batch.
+                ratio: float, settings: DecodingSettings, mask_token_id: int,
+                generator: torch.Generator | None = None) -> StepResult:
+    """One step of iterative decoding for a batch (the formulas: this module's docstring).
 
     tokens (B, N) ids, masked (B, N) bool (True = still to decode), m0 (B,) each image's initial
-    masked count, ratio = t/T of this step. The transformer predicts every masked token
-    (argmax, or a sample of softmax(logits / sample_temperature)); the confidence of a prediction
-    is log p(chosen) + choice_temperature * (1 - ratio) * g, with g an independent Gumbel sample
-    per token; known tokens get +inf confidence and never change; the least confident
-    ``masked_count_after_step`` predictions are masked again.
-    The mask token id is K (the codebook size): the transformer's logit for it is never chosen.
+    masked count, ratio = t/T; gamma and the two temperatures come from ``settings``. The mask
+    token id is K (the codebook size): the transformer's logit for it is never chosen.
     """
     tokens = tokens.masked_fill(masked, mask_token_id)                          # (B, N) what the model sees
     if not masked.any():                                                        # nothing left to decode
         return StepResult(tokens, masked, tokens)
     logits = transformer(tokens)[..., :mask_token_id].float()                   # (B, N, K) codebook logits only
-    log_probs = logits.log_softmax(dim=-1)                                      # (B, N, K)
-    if sample_temperature > 0:  # Gumbel-max trick = one sample of softmax(logits / temperature)
-        noisy = logits / sample_temperature + gumbel(logits.shape, generator, logits.device)  # (B, N, K)
-        predicted = noisy.argmax(dim=-1)                                        # (B, N)
-    else:
-        predicted = logits.argmax(dim=-1)                                       # (B, N)
-    confidence = log_probs.gather(-1, predicted[..., None]).squeeze(-1)         # (B, N) log p(chosen)
-    if choice_temperature > 0:  # one Gumbel sample PER TOKEN, annealed to 0 at the last step
-        confidence = confidence + choice_temperature * (1 - ratio) * gumbel(masked.shape, generator, masked.device)
+    log_probs = logits.log_softmax(dim=-1)                                      # (B, N, K) log p(k | Y_masked)
+    if settings.sample_temperature > 0:  # Gumbel-max trick: one sample of softmax(logits / temperature)
+        noisy = logits / settings.sample_temperature + gumbel(logits.shape, generator, logits.device)  # (B, N, K)
+        predicted = noisy.argmax(dim=-1)                                        # (B, N) y_i
+    else:  # the course's rule: the most likely token
+        predicted = logits.argmax(dim=-1)                                       # (B, N) y_i
+    confidence = log_probs.gather(-1, predicted[..., None]).squeeze(-1)         # (B, N) log p(y_i)
+    if settings.choice_temperature > 0:  # one Gumbel sample PER TOKEN (a shared one changes no order)
+        noise = gumbel(masked.shape, generator, masked.device)                  # (B, N) g_i
+        confidence = confidence + settings.choice_temperature * (1 - ratio) * noise  # annealed to 0 at r = 1
     confidence = confidence.masked_fill(~masked, float("inf"))                  # (B, N) known: never re-masked
     filled = torch.where(masked, predicted, tokens)                             # (B, N) known tokens unchanged
 
-    n_keep = masked_count_after_step(ratio, m0.to(masked.device), masked.sum(dim=1), gamma_fn)  # (B,)
+    n = masked_count_after_step(ratio, m0.to(masked.device), masked.sum(dim=1), settings.gamma_fn)  # (B,)
     order = confidence.argsort(dim=1, stable=True)                              # (B, N) least confident first
-    keep_sorted = torch.arange(masked.shape[1], device=masked.device)[None, :] < n_keep[:, None]  # (B, N)
-    new_masked = torch.zeros_like(masked).scatter(1, order, keep_sorted)        # (B, N)
+    remask = torch.arange(masked.shape[1], device=masked.device)[None, :] < n[:, None]  # (B, N) first n in order
+    new_masked = torch.zeros_like(masked).scatter(1, order, remask)             # (B, N) back to positions
     return StepResult(filled.masked_fill(new_masked, mask_token_id), new_masked, filled)
 
 
@@ -231,15 +218,18 @@ class DecodingTrace:
 
 @torch.no_grad()
 def decode(transformer: nn.Module, tokens: torch.Tensor, masked: torch.Tensor, mask_token_id: int,
-           settings: DecodingSettings, generator: torch.Generator | None = None) -> tuple[torch.Tensor, DecodingTrace]:
-    """Iterative decoding of a batch of token maps with ``settings``.
+           settings: DecodingSettings, generator: torch.Generator | None = None,
+           step: Callable = decode_step) -> tuple[torch.Tensor, DecodingTrace]:
+    """Iterative decoding of a batch of token maps with ``settings``: steps t = 1..S at ratio t/T.
 
     tokens (B, r, r) ids (values at masked positions are ignored), masked (B, r, r) bool, True =
-    to decode. Returns the final (B, r, r) tokens and the trace. ``generator`` is the random
-    stream (shared across the batches of one run); None = a fresh one seeded with settings.seed.
+    to decode. ``generator`` is the random stream (shared across the batches of one run); None = a
+    fresh one seeded with settings.seed. ``step`` is the step function: ``decode_step`` or your
+    own with its signature, returning a ``StepResult`` or a (tokens, masked, filled) tuple.
+    Returns the final (B, r, r) tokens and the trace.
     """
     generator = settings.generator() if generator is None else generator
-    gamma_fn, r = settings.gamma_fn, masked.shape[-1]
+    r = masked.shape[-1]
     transformer.eval()                                                          # no dropout while decoding
     masked = masked.reshape(len(masked), -1).bool().to(tokens.device)          # (B, N)
     current = tokens.reshape(len(tokens), -1).masked_fill(masked, mask_token_id)  # (B, N)
@@ -248,12 +238,11 @@ def decode(transformer: nn.Module, tokens: torch.Tensor, masked: torch.Tensor, m
     ratios, masks, fills = [], [], []
     for t in range(1, settings.steps + 1):  # ratio t/T even when stopping at S < T: the schedule is T's
         ratio = t / settings.total_iter
-        step = decode_step(transformer, current, masked, m0, ratio, gamma_fn, mask_token_id,
-                           settings.choice_temperature, settings.sample_temperature, generator)
-        current, masked = step.tokens, step.masked                              # (B, N), (B, N)
+        current, masked, filled = step(transformer, current, masked, m0, ratio, settings, mask_token_id,
+                                       generator)                              # (B, N) x 3
         ratios.append(ratio)
         masks.append(masked.view(-1, r, r))                                     # (B, r, r)
-        fills.append(step.filled.view(-1, r, r))                                # (B, r, r)
+        fills.append(filled.view(-1, r, r))                                     # (B, r, r)
     trace = DecodingTrace(initial_masked=initial, masked=torch.stack(masks), tokens=torch.stack(fills),
                           ratios=ratios)
     return fills[-1], trace  # tokens still masked after step S take their step-S prediction

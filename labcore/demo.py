@@ -25,16 +25,21 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms.functional import to_tensor  # torchvision.io's decoders are deprecated
 from torchvision.utils import make_grid, save_image
 
+from . import fid, fid_files, inception
 from .data import InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels, normalization_for
 from .decoding import DecodingSettings
-from .paths import BUNDLED_TRANSFORMER_WEIGHTS, BUNDLED_VQGAN_WEIGHTS, EMOJI64_DIR, RESULTS_DIR
+from .inpaint import inpaint_test_set
+from .model_files import load_bundled_maskgit
+from .paths import BUNDLED_TRANSFORMER_WEIGHTS, BUNDLED_VQGAN_WEIGHTS, EMOJI64_DIR, RESULTS_DIR, repo_relative
+from .runtime import atomic_write_text, note, peak_rss_mb, pick_device
 
 # The course's default decoding (argmax tokens, cosine, T = 8) with the known pixels pasted back. In
 # `labcore experiment` on all 750 test images (README "Results", docs/results/experiments.md) every argmax
@@ -65,9 +70,6 @@ def dataset_grid(root: Path = EMOJI64_DIR, n: int = 8) -> torch.Tensor:
 def summary_grid(test: InpaintingTestSet, results: Path, n: int = 10, count: int | None = None) -> torch.Tensor:
     """Rows: masked input / inpainted / ground truth for ``n`` test images evenly spaced over the
     first ``count`` (the ones inpainted; default all)."""
-    from PIL import Image
-    from torchvision.transforms.functional import to_tensor  # torchvision.io's decoders are deprecated
-
     count = len(test) if count is None else count
     n = min(n, count)
     picks = [i * (count // n) for i in range(n)]
@@ -82,30 +84,28 @@ def summary_grid(test: InpaintingTestSet, results: Path, n: int = 10, count: int
 CALIBRATION_IMAGES = 4  # images each phase is timed on before the run, for the ETA
 
 
-def calibrate(maskgit, test: InpaintingTestSet, reference, device: torch.device) -> dict:
+def calibrate(maskgit, test: InpaintingTestSet, reference: fid.Stats, device: torch.device,
+              progress: bool = True) -> dict:
     """Seconds per image of inpainting (without strips: only the first DEMO_STRIPS images get them) and
     of Inception, each timed on the first few test images. The Inception features of those
     ground-truth images are compared with the shipped reference activations: a mismatch means
     they came from other Inception weights, and the FID would not be comparable."""
-    from . import fid
-    from .inpaint import inpaint_test_set
-
     n = min(CALIBRATION_IMAGES, len(test))
     with tempfile.TemporaryDirectory() as scratch:
         t0 = time.perf_counter()
         inpaint_test_set(maskgit, test, scratch, DEMO_DECODING, limit=n, device=device, progress=False,
                          strips=0)  # the strips of the first DEMO_STRIPS images are a small fixed extra
         inpaint_s = (time.perf_counter() - t0) / n
-    truth = fid.read_images(test.gt_source)[:n]                                    # (n, 3, 64, 64) uint8
+    truth = fid_files.read_images(test.gt_source, limit=n)                         # (n, 3, 64, 64) uint8
     t0 = time.perf_counter()
-    features = fid.activations(truth, batch_size=n, device=device)                 # (n, 2048)
+    features = fid.activations(truth, batch_size=n, device=device, progress=progress)  # (n, 2048)
     inception_s = (time.perf_counter() - t0) / n
     if reference.features is not None and len(reference.features) >= n:
         gap = float(abs(features - reference.features[:n]).max())
         if gap > 1e-3:
-            warnings.warn(f"the reference activations differ from this Inception's by up to {gap:.1e} on the "
-                          f"first {n} ground-truth images: other weights? Rewrite them with "
-                          f"`labcore fid --write-reference {test.gt_source}`", stacklevel=2)
+            note(f"the reference activations differ from this Inception's by up to {gap:.1e} on the "
+                 f"first {n} ground-truth images: other weights? Rewrite them with "
+                 f"`labcore fid --write-reference {test.gt_source}`")
     return {"inpaint_s_per_image": inpaint_s, "inception_s_per_image": inception_s}
 
 
@@ -114,32 +114,28 @@ def _minutes(seconds: float) -> str:
 
 
 def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: torch.device,
-               timings: dict) -> dict:
+               timings: dict, progress: bool = True) -> dict:
     """Reference activations, calibration + ETA line, inpainting, FID, grid: each phase's seconds
     go into ``timings``. Returns the FID, the files written, the ETA and the calibration."""
-    from . import fid
-    from .inpaint import inpaint_test_set
-
     t0 = time.perf_counter()  # the shipped activations (content hash checked); computed only if stale
-    reference = fid.load_or_compute_stats(test.gt_source, device=device, limit=count)
+    reference = fid_files.load_or_compute_stats(test.gt_source, device=device, limit=count, progress=progress)
     timings["fid_reference"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rates = calibrate(maskgit, test, reference, device)
+    rates = calibrate(maskgit, test, reference, device, progress)
     timings["calibrate"] = time.perf_counter() - t0
     eta = count * (rates["inpaint_s_per_image"] + rates["inception_s_per_image"])
     print(f"ETA {_minutes(eta)} for {count} images (inpaint {rates['inpaint_s_per_image']:.2f} s/image, "
           f"Inception {rates['inception_s_per_image']:.2f} s/image, timed on {CALIBRATION_IMAGES} images)", flush=True)
 
     t0 = time.perf_counter()
-    written = inpaint_test_set(maskgit, test, out, DEMO_DECODING, limit=count, device=device, strips=DEMO_STRIPS)
+    written = inpaint_test_set(maskgit, test, out, DEMO_DECODING, limit=count, device=device, progress=progress,
+                               strips=DEMO_STRIPS)
     timings["inpaint"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    n = written["test_results"]
-    predictions = fid.read_folder(out / "test_results")[:n]           # (n, 3, 64, 64) uint8, sorted like the test set
-    features = fid.activations(predictions, device=device, desc="FID of the inpainted images")  # (n, 2048)
-    score = fid.frechet_distance(fid.stats_of_activations(features), reference)
+    n = written["test_results"]  # the first n files of test_results/, sorted like the test set (older ones after)
+    score = fid_files.fid_of_folder(out / "test_results", reference, device=device, limit=n, progress=progress).fid
     timings["fid"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -148,9 +144,11 @@ def run_phases(maskgit, test: InpaintingTestSet, count: int, out: Path, device: 
     return {"fid": score, "written": written, "eta": eta, "rates": rates}
 
 
-def run_demo(out: str | Path = RESULTS_DIR, limit: int | None = None, device: str = "auto") -> dict | None:
+def run_demo(out: str | Path = RESULTS_DIR, limit: int | None = None, device: str = "auto",
+             progress: bool = True) -> dict | None:
     """The demo (see the module docstring): writes into ``out`` and prints what it wrote. Returns
-    the summary (None without a bundled transformer: then only the dataset grid is written)."""
+    the summary (None without a bundled transformer: then only the dataset grid is written).
+    ``progress=False`` hides every progress bar."""
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,17 +159,13 @@ def run_demo(out: str | Path = RESULTS_DIR, limit: int | None = None, device: st
               "(rows: masked input / pixel mask / latent token mask / ground truth / train images)")
         return None
 
-    from . import fid
-    from .maskgit import MaskGit
-    from .runtime import atomic_write_text, pick_device
-
     device = pick_device(device)
-    maskgit = MaskGit.bundled()
+    maskgit = load_bundled_maskgit()
     test = InpaintingTestSet(EMOJI64_DIR, normalization_for(maskgit.normalization, EMOJI64_DIR))
     count = len(test) if limit is None else min(limit, len(test))
-    fid.fast_inception(device)  # build the network now, not inside a timed phase
+    inception.fast_inception(device)  # build the network now, not inside a timed phase
     timings = {"load": time.perf_counter() - start}
-    result = run_phases(maskgit, test, count, out, device, timings)
+    result = run_phases(maskgit, test, count, out, device, timings, progress)
     timings["total"] = time.perf_counter() - start
     summary = _summary(result, timings, device)
     atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
@@ -180,16 +174,15 @@ def run_demo(out: str | Path = RESULTS_DIR, limit: int | None = None, device: st
 
 
 def _summary(result: dict, timings: dict, device: torch.device) -> dict:
-    """What summary.json holds: FID, the setting, the weights, the time of each phase, memory."""
-    from . import fid
-    from .bench import peak_rss_mb
-
+    """What summary.json holds: FID, the setting, the weights (repo-relative paths), the time of
+    each phase, memory."""
     return {
         "fid": round(result["fid"], 3),
         "images": result["written"]["test_results"],
         "setting": dict(DEMO_SETTING),
-        "weights": {"vqgan": str(BUNDLED_VQGAN_WEIGHTS), "transformer": str(BUNDLED_TRANSFORMER_WEIGHTS),
-                    "fid_inception": fid.weights_source},
+        "weights": {"vqgan": repo_relative(BUNDLED_VQGAN_WEIGHTS),
+                    "transformer": repo_relative(BUNDLED_TRANSFORMER_WEIGHTS),
+                    "fid_inception": inception.weights_source},
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "eta_seconds": round(result["eta"], 1),
         "calibration_s_per_image": {k: round(v, 3) for k, v in result["rates"].items()},

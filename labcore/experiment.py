@@ -44,28 +44,26 @@ does this; run the same command again to resume)::
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 import sys
 import time
-import warnings
 from functools import cached_property
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure  # no pyplot figures: a notebook shows only the figure it is handed
 from tqdm.auto import tqdm
 
-from . import fid
+from . import fid, fid_files
+from .csv_tables import csv_text, read_csv
 from .data import InpaintingTestSet, collate_test
 from .decoding import DecodingSettings
 from .maskgit import MaskGit, latent_mask, paste_known_pixels
 from .metrics import psnr_masked
-from .paths import RESULTS_DIR
 from .runtime import atomic_write_text, pick_device
+from .viz import COURSE_SCHEDULES, token_rule
 
 ITERATIONS = (1, 2, 4, 8, 12)
-COURSE_SCHEDULES = ("linear", "cosine", "square")
 SAMPLE_TEMPERATURES = (0.0, 1.0)  # argmax tokens (the course's rule), sampled tokens
 ONE_SHOT = "any"  # the schedule column of the T = 1 rows: gamma(1) = 0 for every schedule
 ORACLE = "oracle: VQGAN reconstruction of the ground truth"
@@ -79,10 +77,6 @@ KEY_FIELDS = SETTING_FIELDS + ["seed", "images"]  # a row with this key is done:
 
 
 # ----------------------------------------------------------------------------- settings and rows
-
-def token_rule(sample_temperature: float) -> str:
-    return "argmax" if sample_temperature == 0 else "sampled"
-
 
 def decoding_setting(settings: DecodingSettings | None = None, **changes) -> dict:
     """The setting columns of one decoding row: ``settings`` with keyword ``changes`` (e.g.
@@ -161,17 +155,15 @@ class Experiment:
         self.images, self.masks, self.targets = data["image"], data["mask"], data["target"]  # (N,3|1|3,64,64)
         self.targets01 = self.norm.denormalize(self.targets).clamp(0, 1)          # (N,3,64,64) in [0,1]
         self.count = len(self.images)
-        if self.count < fid.RELIABLE_SAMPLES:  # said once here, not once per row
-            warnings.warn(f"FID from {self.count} images: below {fid.RELIABLE_SAMPLES} samples FID is biased "
-                          "upwards; compare only scores within this table", stacklevel=2)
+        fid.note_if_few(self.count, "compare only scores within this table")  # said once here, not once per row
 
     @cached_property
     def reference(self) -> fid.Stats:
         """Inception statistics of the ground truth's first ``count`` images, from the activations
         shipped beside it (or cached on disk) when there are some, else computed once."""
         limit = None if self.count == len(self.test_set) else self.count
-        return fid.load_or_compute_stats(self.test_set.gt_source, batch_size=self.fid_batch_size,
-                                         device=self.device, limit=limit)
+        return fid_files.load_or_compute_stats(self.test_set.gt_source, batch_size=self.fid_batch_size,
+                                               device=self.device, limit=limit, progress=self.progress)
 
     @cached_property
     @torch.no_grad()
@@ -187,10 +179,10 @@ class Experiment:
         return batches
 
     def fid_of(self, images01: torch.Tensor) -> float:
-        stats = fid.compute_stats(images01, self.fid_batch_size, self.device, progress=self.progress)
-        with warnings.catch_warnings():  # the small-sample warning was given once, in __init__
-            warnings.filterwarnings("ignore", message="FID from .* images", category=UserWarning)
-            return fid.frechet_distance(stats, self.reference)
+        """FID of (N, 3, 64, 64) images in [0, 1] against the ground truth (the small-sample note
+        was given once, in __init__)."""
+        return fid_files.fid_of_folder(images01, self.reference, self.fid_batch_size, self.device,
+                                       progress=self.progress, note_few=False).fid
 
     def score(self, setting: dict, images01: torch.Tensor, token_acc: float | None, start: float) -> dict:
         """A finished row: the setting, the three measures, the image count and the wall time."""
@@ -304,16 +296,6 @@ def best_row(rows: list[dict], sample_temperature: float | None = None, seed: in
     return min(rows, key=lambda r: float(r["fid"]), default=None)
 
 
-def schedule_experiment(maskgit: MaskGit, test_set: InpaintingTestSet, out_dir: str | Path = RESULTS_DIR,
-                        schedules=COURSE_SCHEDULES, iterations=ITERATIONS, sample_temperatures=SAMPLE_TEMPERATURES,
-                        seeds: int = 3, limit: int | None = None, seed: int = 0, choice_temperature: float = 4.5,
-                        batch_size: int = 64, device: str = "auto", progress: bool = True) -> list[dict]:
-    """Run (or finish) the whole table and write experiments.csv / .md / .png into ``out_dir``;
-    returns every row of the CSV (rows done before included)."""
-    return run_rows(Experiment(maskgit, test_set, limit, batch_size, device, progress=progress), Path(out_dir),
-                    schedules, iterations, sample_temperatures, seeds, seed, choice_temperature).rows
-
-
 def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_temperatures, seeds: int,
              seed: int, choice_temperature: float) -> Runner:
     """The rows in the module docstring's order; returns the runner (its rows and its count)."""
@@ -385,22 +367,17 @@ def read_results(path: str | Path) -> list[dict]:
             return value == "True"
         return int(value) if key in ints else float(value)
 
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != FIELDS:
-            raise ValueError(f"{path}: columns {reader.fieldnames} are not this labcore's {FIELDS} "
-                             "(an older experiment?): use another --output-dir")
-        return [{k: parse(k, v) for k, v in row.items()} for row in reader]
+    columns, rows = read_csv(path)
+    if columns != FIELDS:
+        raise ValueError(f"{path}: columns {columns or None} are not this labcore's {FIELDS} "
+                         "(an older experiment?): use another --output-dir")
+    return [{k: parse(k, v) for k, v in row.items()} for row in rows]
 
 
 def write_results(rows: list[dict], out_dir: Path) -> None:
     """experiments.csv, .md and .png; each file is replaced whole (atomically)."""
     out_dir = Path(out_dir)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r[k] for k in FIELDS} for r in rows)
-    atomic_write_text(text.getvalue(), out_dir / "experiments.csv")
+    atomic_write_text(csv_text(FIELDS, ({k: r[k] for k in FIELDS} for r in rows)), out_dir / "experiments.csv")
     atomic_write_text(results_markdown(rows), out_dir / "experiments.md")
     plot_fid_vs_iterations(rows, out_dir / "experiments.png")
 
@@ -491,8 +468,6 @@ def plot_fid_vs_iterations(rows: list[dict], path: Path) -> None:
 def fid_figure(rows: list[dict]):
     """FID vs T per schedule (S = T, no paste), one panel per token rule; error bars = seed std;
     the baselines as horizontal lines. Returns a matplotlib Figure (a notebook shows it)."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's inline backend alone
-
     entries = aggregate(rows)
     rules = list(dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e))) or [0.0]
     fig = Figure(figsize=(5.5 * len(rules), 4.6))

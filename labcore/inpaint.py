@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
-from labcore.data import collate_test, image_number
+from labcore.data import collate_test
+from labcore.dataset_files import image_number
 from labcore.decoding import DecodingSettings
 from labcore.maskgit import InpaintResult, MaskGit
+from labcore.validate import integer
 
 FOLDERS = ("test_results", "mask_scheduling", "imga")
 
@@ -48,10 +50,8 @@ def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, setting
     per-step strips (mask_scheduling/, imga/) for the first N images only (each strip costs T extra
     VQGAN decodes per image: on a CPU most of the time). Returns {folder name: files written}."""
     settings = DecodingSettings.resolve(settings)
-    if batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    if strips is not None and strips < 0:
-        raise ValueError(f"--strips must be >= 0, got {strips}")
+    batch_size = integer("batch_size", batch_size, 1)
+    strips = None if strips is None else integer("strips", strips, 0)
     folders = {name: Path(output_dir) / name for name in (FOLDERS if steps else FOLDERS[:1])}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)

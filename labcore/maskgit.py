@@ -1,21 +1,16 @@
-"""Stage 2 of MaskGIT: masked visual token modelling (training) and the model that inpaints
-images by iterative decoding.
+"""Stage 2 of MaskGIT (Chang et al. 2022, section 3): masked visual token modelling (MVTM) and
+the model that inpaints images by iterative decoding.
 
-A 64x64 image is 16x16 = 256 VQGAN codebook ids in [0, K); the id K is the mask token.
+An image is the VQGAN's 16x16 = N codebook ids Y = [y_i], y_i in [0, K); the id K is the mask
+token. Training (section 3.1, ``mvtm_loss``): draw r ~ U(0, 1), replace ceil(gamma(r) * N)
+random tokens by the mask token (gamma: ``labcore.schedules``), giving Y_masked, and teach the
+bidirectional transformer to predict them:
 
-Training (MVTM, ``mvtm_loss``): mask a random share gamma(u) of each image's tokens and teach
-the bidirectional transformer to predict them (the schedules gamma: ``labcore.schedules``).
+    L = -E_Y [ sum over masked i of log p(y_i | Y_masked) ]   (averaged over the masked tokens)
 
-Inference (``MaskGit.inpaint``): encode the image once, decode its masked tokens iteratively
-(``labcore.decoding``: the transformer predicts every masked token at once, the most confident
-predictions are kept, the rest are masked again; the schedule gamma says how many stay masked
-after each step), decode the final tokens to an image. Three details that student
-implementations often get wrong, and that labcore does on purpose:
-
-- the Gumbel noise added to the confidences is drawn independently for every token (one shared
-  sample would add the same number everywhere and change nothing);
-- the VQGAN encodes the input once; known tokens are never re-encoded, so they cannot drift;
-- every image of a batch keeps its own initial masked count M0, so the schedule is per image.
+Inference (section 3.2, ``MaskGit.inpaint``): encode the image once (known tokens are never
+re-encoded, so they cannot drift), decode its masked tokens iteratively (``labcore.decoding``),
+decode the final tokens to an image.
 """
 
 from __future__ import annotations
@@ -26,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labcore.decoding import DecodingSettings, DecodingTrace, decode, uniform
+from labcore.data import latent_mask_from_pixels
+from labcore.decoding import DecodingSettings, DecodingTrace, decode, decode_step, uniform
 from labcore.schedules import GammaFn, as_gamma
 
 
@@ -37,8 +33,8 @@ def mvtm_loss(transformer: nn.Module, tokens: torch.Tensor, mask_token_id: int, 
               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Masked visual token modelling loss for one batch of token maps.
 
-    Per sample: r = gamma(u) with u ~ U(0,1); ceil(r*N) random positions (at least 1) are
-    replaced by the mask token; cross-entropy on the masked positions (or on all positions with
+    Per sample: u ~ U(0,1); ceil(gamma(u) * N) random positions (at least 1) are replaced by
+    the mask token; cross-entropy on the masked positions (or on all positions with
     ``all_positions``), with optional label smoothing.
     Returns dict(loss (with grad), accuracy (masked-token top-1), mask_ratio (share masked)).
     """
@@ -79,8 +75,6 @@ def latent_mask(mask_known: torch.Tensor, patch: int = 4, dilation: int = 0) -> 
     True = token masked. The course's rule (``labcore.data.latent_mask_from_pixels``): a token
     is known only if its whole patch is known. ``dilation`` d > 0 also masks every token within
     d tokens (Chebyshev distance) of a masked one."""
-    from labcore.data import latent_mask_from_pixels
-
     masked = latent_mask_from_pixels(mask_known, patch=patch)                   # (B, h, w) bool
     if dilation > 0:
         k = 2 * dilation + 1
@@ -120,32 +114,6 @@ class MaskGit(nn.Module):
         self.latent_resolution = int(getattr(v_config, "latent_resolution", 16))
         self.patch = int(getattr(v_config, "img_resolution", 4 * self.latent_resolution)) // self.latent_resolution
 
-    @classmethod
-    def bundled(cls) -> "MaskGit":
-        """The bundled tokenizer and transformer (data/checkpoints)."""
-        from labcore.transformer import load_bundled_transformer
-        from labcore.vqgan import load_bundled_vqgan
-
-        return cls(load_bundled_vqgan(), load_bundled_transformer())
-
-    @classmethod
-    def from_files(cls, vqgan_config=None, vqgan_weights=None, transformer_config=None,
-                   transformer_weights=None, device: str | torch.device = "cpu") -> "MaskGit":
-        """Load both stages from course-style files; a part left as None is the bundled one.
-        Transformer weights need their config yml (the number of heads is not in the weights)."""
-        from labcore import transformer as stage2
-        from labcore import vqgan as stage1
-
-        if (vqgan_config is None) != (vqgan_weights is None):
-            raise ValueError("give both --vqgan-config and --vqgan-weights, or neither (the bundled VQGAN)")
-        if transformer_config is not None and transformer_weights is None:
-            raise ValueError("--transformer-config needs --transformer-weights")
-        vq = (stage1.load_vqgan(vqgan_config, vqgan_weights) if vqgan_config is not None
-              else stage1.load_bundled_vqgan())
-        tr = (stage2.load_transformer(transformer_weights, transformer_config) if transformer_weights is not None
-              else stage2.load_bundled_transformer())
-        return cls(vq, tr).to(device)
-
     # --- tokens <-> images (the VQGAN; called once per image, never inside the loop)
     @torch.no_grad()
     def encode_to_z(self, images: torch.Tensor) -> torch.Tensor:
@@ -165,13 +133,15 @@ class MaskGit(nn.Module):
 
     # --- the decoding loop (labcore.decoding)
     def decode_tokens(self, tokens: torch.Tensor, masked: torch.Tensor, settings: DecodingSettings | None = None,
-                      *, generator: torch.Generator | None = None, **changes) -> tuple[torch.Tensor, DecodingTrace]:
+                      *, generator: torch.Generator | None = None, step=decode_step,
+                      **changes) -> tuple[torch.Tensor, DecodingTrace]:
         """``labcore.decoding.decode`` with this MaskGit's transformer and mask token: steps
         t = 1..S at ratio t/T, then every token still masked takes its step-S prediction.
         tokens (B, 256) or (B, 16, 16) ids (values at masked positions are ignored), masked same
         shape, True = to decode. ``settings`` with keyword ``changes`` (e.g. ``total_iter=4``);
-        ``generator`` None: a fresh one seeded with the settings' seed.
-        Returns the final (B, 16, 16) tokens and the trace."""
+        ``generator`` None: a fresh one seeded with the settings' seed; ``step`` the step function
+        (``decode_step`` or your own with its signature). Returns the final (B, 16, 16) tokens and
+        the trace."""
         settings = DecodingSettings.resolve(settings, **changes)               # validated before any work
         r = self.latent_resolution
         if tokens.shape[0] != masked.shape[0]:
@@ -180,10 +150,10 @@ class MaskGit(nn.Module):
             raise ValueError(f"expected {r}x{r} tokens and mask per image, got {tuple(tokens.shape)} and "
                              f"{tuple(masked.shape)}")
         return decode(self.transformer, tokens.reshape(-1, r, r), masked.reshape(-1, r, r), self.mask_token_id,
-                      settings, generator)
+                      settings, generator, step)
 
     # --- images in, images out
-    def check_images(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    def _check_inputs(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Masks (B, 1, H, W) on the images' device and dtype; a ValueError if shapes or counts differ."""
         if images.dim() != 4:
             raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
@@ -199,16 +169,16 @@ class MaskGit(nn.Module):
 
     @torch.no_grad()
     def inpaint(self, images: torch.Tensor, masks: torch.Tensor, settings: DecodingSettings | None = None,
-                *, generator: torch.Generator | None = None, **changes) -> InpaintResult:
+                *, generator: torch.Generator | None = None, step=decode_step, **changes) -> InpaintResult:
         """Inpaint a batch: images (B, 3, H, W) normalised, masks (B, 1, H, W), 1 = known pixel.
         Encode once, decode tokens iteratively, decode the final tokens to an image; the
         settings' ``paste_known`` puts the known input pixels back over the output. ``settings``,
-        ``changes`` and ``generator`` as in ``decode_tokens``."""
+        ``changes``, ``generator`` and ``step`` as in ``decode_tokens``."""
         settings = DecodingSettings.resolve(settings, **changes)               # validated before any work
-        masks = self.check_images(images, masks)                                # (B, 1, H, W)
+        masks = self._check_inputs(images, masks)                               # (B, 1, H, W)
         initial = latent_mask(masks, patch=self.patch, dilation=settings.dilation).to(images.device)  # (B, 16, 16)
         tokens = self.encode_to_z(images)                                       # (B, 256) encoded once
-        final, trace = self.decode_tokens(tokens, initial, settings, generator=generator)  # (B, 16, 16)
+        final, trace = self.decode_tokens(tokens, initial, settings, generator=generator, step=step)  # (B, 16, 16)
         out = self.decode_z(final)                                              # (B, 3, H, W)
         if settings.paste_known:
             out = paste_known_pixels(images, masks, out)                        # (B, 3, H, W)

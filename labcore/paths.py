@@ -19,3 +19,10 @@ BUNDLED_TRANSFORMER_STEM = CHECKPOINT_DIR / "transformer_emoji64"        # stage
 BUNDLED_TRANSFORMER_WEIGHTS = BUNDLED_TRANSFORMER_STEM.with_suffix(".pt")
 BUNDLED_TRANSFORMER_CONFIG = BUNDLED_TRANSFORMER_STEM.with_suffix(".yml")
 DEFAULT_TOKENS = RUNS_DIR / "tokens_emoji64.pt"  # emoji64 encoded by the bundled tokenizer (made on first use)
+
+
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (what files the lab writes
+    record: they stay true on another clone), else as given."""
+    path = Path(path)
+    return str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else str(path)

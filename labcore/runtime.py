@@ -1,15 +1,15 @@
-"""Shared plumbing for every command: device choice, seeds, fast mode, atomic checkpoints,
-weights-only loading and YAML configs with errors that name the file, RNG state for exact resume,
-CSV logs, LR schedules.
+"""Shared plumbing for every command: device choice, threads, seeds, fast mode, atomic
+checkpoints, weights-only loading and YAML configs with errors that name the file, the per-step
+seed of exact resume, CSV logs, LR schedules.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import pickle
 import random
+import resource
 import shutil
 import tempfile
 from contextlib import contextmanager, nullcontext
@@ -19,6 +19,10 @@ from typing import Any, BinaryIO, Callable, Iterable
 import numpy as np
 import torch
 import yaml
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+from labcore.csv_tables import append_csv, csv_text, read_csv
+from labcore.validate import integer
 
 FAST_ENV = "LABCORE_FAST"
 
@@ -48,14 +52,25 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ValueError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
+        raise ValueError(f"device {name!r}: not a device name (auto, cpu, cuda, cuda:N, mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise ValueError(f"device {name!r}: CUDA is not available on this machine")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type not in ("cpu", "cuda") and not (device.type == "mps" and torch.backends.mps.is_available()):
-        raise ValueError(f"--device {name}: not available here (use auto, cpu or cuda)")
+        raise ValueError(f"device {name!r}: not available here (use auto, cpu or cuda)")
     return device
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads for this process; None leaves torch's own choice."""
+    if threads is not None:
+        torch.set_num_threads(integer("threads", threads, 1))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -137,7 +152,7 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def staged_output_dir(target: str | os.PathLike, overwrite: bool = False, flag: str = "--output-dir"):
+def staged_output_dir(target: str | os.PathLike, overwrite: bool = False, name: str = "output_dir"):
     """All-or-nothing output folder: yields a temporary folder beside ``target`` to write into and
     renames it to ``target`` only when the block finishes; on any error it is deleted, so a failed
     run leaves nothing behind and a finished one holds no stale files of an earlier run.
@@ -147,9 +162,9 @@ def staged_output_dir(target: str | os.PathLike, overwrite: bool = False, flag: 
     must be writable (creating the temporary folder proves it)."""
     target = Path(target)
     if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"{flag} {target}: exists and is not a folder")
+        raise NotADirectoryError(f"{name} {target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"{flag} {target} is not empty: pass --overwrite to replace it, or choose another folder")
+        raise FileExistsError(f"{name} {target} is not empty: pass --overwrite to replace it, or choose another folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     os.chmod(staging, 0o777 & ~_umask())  # what mkdir would make (mkdtemp's 0700 would hide the outputs)
@@ -235,33 +250,25 @@ def check_state_dict(model: torch.nn.Module, state: dict, source: str, limit: in
 
 # ----------------------------------------------------------------------------- exact resume
 
-def rng_state() -> dict:
-    """Every RNG a training loop touches, as tensors/ints so it loads with weights_only."""
-    state = {
-        "python": random.getstate(),
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
-        "numpy_pos": int(np.random.get_state()[2]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def seed_step(seed: int, step: int, rank: int = 0) -> torch.Generator:
+    """Seed torch's global RNG (dropout, codebook restarts: CPU and CUDA) from (seed, step, rank)
+    and return a CPU generator seeded the same way (masks, flips), at the start of every
+    training step of both stages.
 
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    This is labcore's one exact-resume mechanism: every random draw of step k depends only on
+    (seed, k, rank), and the data order only on (seed, epoch), so a run stopped after step k and
+    resumed draws exactly what the uninterrupted run drew, with no RNG state in the checkpoint.
+    Chosen over saving RNG snapshots because it is as exact and also holds under DDP (rank 0
+    writes the files and could not save the other ranks' RNG states) and across machines (a
+    CUDA RNG state does not load where there is no GPU)."""
+    mixed = (seed * 1_000_003 + step * 1009 + rank) % 2**62
+    torch.manual_seed(mixed)
+    return torch.Generator().manual_seed(mixed)
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
                   min_factor: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up then cosine decay to ``min_factor`` x the base LR (torch's own schedulers)."""
-    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
-
     warmup_steps = max(1, min(warmup_steps, total_steps - 1)) if total_steps > 1 else 1
     base_lr = optimizer.param_groups[0]["lr"]
     warm = LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup_steps)
@@ -274,26 +281,17 @@ class NonFiniteLoss(RuntimeError):
 
 
 class CSVLog:
-    """Append rows to a CSV file (header written once); on resume, rows past ``step`` are dropped
-    so the log matches the checkpoint."""
+    """Append rows to a CSV file (header written once; ``labcore.csv_tables`` reads and writes
+    it); on resume, rows past ``step`` are dropped so the log matches the checkpoint."""
 
     def __init__(self, path: str | os.PathLike, fields: Iterable[str], resume_step: int | None = None):
         self.path = Path(path)
         self.fields = list(fields)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
         if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(float(r.get("step", 0))) <= resume_step]
-            self._write(rows, "w")
-        elif resume_step is None or not self.path.exists():
-            self._write([], "w")
-
-    def _write(self, rows, mode):
-        with open(self.path, mode, newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            if mode == "w":
-                writer.writeheader()
-            writer.writerows(rows)
+            rows = [r for r in read_csv(self.path)[1] if int(float(r.get("step", 0))) <= resume_step]
+        atomic_write_text(csv_text(self.fields, rows), self.path)
 
     def log(self, **row) -> None:
-        self._write([{k: row.get(k, "") for k in self.fields}], "a")
+        append_csv(self.path, self.fields, [{k: row.get(k, "") for k in self.fields}])

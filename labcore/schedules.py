@@ -2,9 +2,9 @@
 
 gamma(r) is the share of an image's tokens still masked at progress r in [0, 1]: gamma(0) = 1
 (all masked), gamma(1) = 0 (none), non-increasing in between. Training draws r ~ U(0, 1) and masks
-ceil(gamma(r) * N) tokens; decoding with T steps keeps ceil(gamma(t / T) * M0) tokens masked
-after step t. linear, cosine and square are the course's three; cosine is the paper's choice
-(concave: few tokens are revealed early, when the model knows least).
+ceil(gamma(r) * N) tokens; decoding with T steps keeps floor(gamma(t / T) * M0) tokens masked
+after step t (clamped: ``labcore.decoding``). linear, cosine and square are the course's three;
+cosine is the paper's choice (concave: few tokens are revealed early, when the model knows least).
 """
 
 from __future__ import annotations

@@ -25,13 +25,28 @@ def integer(name: str, value, low: int | None = None, high: int | None = None, a
     return int(value)
 
 
+def integers(name: str, value, low: int | None = None, high: int | None = None,
+             allowed: str | None = None) -> list[int]:
+    """``value``, a non-empty list (or tuple), as a list of ints each in [low, high] (as ``integer``)."""
+    if isinstance(value, (list, tuple)) and value:
+        try:
+            return [integer(name, v, low, high) for v in value]
+        except ValueError:
+            pass
+    kind = allowed or f"a non-empty list of {_range('integers', low, high)}"
+    raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
 def number(name: str, value, low: float | None = None, high: float | None = None, allowed: str | None = None,
-           low_open: bool = False) -> float:
-    """``value`` as a finite float in [low, high] ((low, high] with ``low_open``); nan and inf fail."""
+           low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float in [low, high] (``low_open``/``high_open``: the bound excluded,
+    e.g. a dropout rate in [0, 1)); nan and inf fail."""
     ok = _is_real(value) and math.isfinite(value)
-    ok = ok and (low is None or (value > low if low_open else value >= low)) and (high is None or value <= high)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
     if not ok:
-        raise ValueError(f"{name} must be {allowed or _range('a finite number', low, high, low_open)}, got {value!r}")
+        kind = allowed or _range('a finite number', low, high, low_open, high_open)
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return float(value)
 
 
@@ -43,11 +58,11 @@ def one_of(name: str, value, choices) -> str:
     return key
 
 
-def _range(kind: str, low, high, low_open: bool = False) -> str:
+def _range(kind: str, low, high, low_open: bool = False, high_open: bool = False) -> str:
     if low is not None and high is not None:
-        return f"{kind} in {'(' if low_open else '['}{low}, {high}]"
+        return f"{kind} in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
         return f"{kind} {'>' if low_open else '>='} {low}"
     if high is not None:
-        return f"{kind} <= {high}"
+        return f"{kind} {'<' if high_open else '<='} {high}"
     return kind

@@ -10,7 +10,6 @@ that brings them back to [0, 1]. The interactive decoding panel of notebook 03, 
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,10 +21,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torchvision.utils import make_grid
 
+from labcore.csv_tables import read_csv
 from labcore.decoding import DecodingSettings, DecodingTrace
+from labcore.metrics import code_stats
 from labcore.schedules import SCHEDULES, gamma
 
 COURSE_SCHEDULES = ("linear", "cosine", "square")
+
+
+def token_rule(sample_temperature: float) -> str:
+    """How decoding picks a token: "argmax" (sample temperature 0, the course's rule) or "sampled"
+    (t > 0: from softmax(logits / t)). The name in figures and in ``labcore experiment``'s table."""
+    return "argmax" if sample_temperature == 0 else "sampled"
 
 # latent-mask colours (RGB in [0, 1]): the course's black/white, plus the tokens decoded at this step
 KNOWN, MASKED, NEW = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (1.0, 0.55, 0.0)
@@ -117,8 +124,6 @@ def plot_token_maps(indices: torch.Tensor, num_codes: int, images: torch.Tensor 
 def plot_codebook_usage(indices: torch.Tensor, num_codes: int, title: str | None = None) -> Figure:
     """How often each codebook entry is used, most used first; the title gives the share of codes
     used and the perplexity exp(H(p)) of the usage distribution."""
-    from labcore.metrics import code_stats
-
     counts = torch.bincount(indices.detach().cpu().flatten(), minlength=num_codes).double()  # (K,)
     _, perplexity = code_stats(counts)
     used = int((counts > 0).sum())
@@ -240,8 +245,7 @@ def read_csv_log(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training log not found: {path}")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(path)[1]
     if not rows:
         raise ValueError(f"training log {path} has no rows")
 
@@ -407,8 +411,9 @@ def _draw_mask_strip(axes: list, masks: torch.Tensor, ratios: Sequence[float], h
 
 # ----------------------------------------------------------------------------- one decoding, drawn (notebook 03)
 
-def _token_rule(sample_temperature: float) -> str:
-    return "argmax tokens" if sample_temperature == 0 else f"tokens sampled at temperature {sample_temperature:g}"
+def _token_text(t: float) -> str:
+    """'argmax tokens' or 'tokens sampled at temperature t' (``token_rule``'s words)."""
+    return f"{token_rule(t)} tokens" if t == 0 else f"tokens {token_rule(t)} at temperature {t:g}"
 
 
 def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
@@ -428,6 +433,6 @@ def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, i
     result = maskgit.inpaint(image, mask, settings)                            # seeded with settings.seed
     step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64)
     title = (f"{item['name']}: {settings.schedule} schedule, T={settings.total_iter}, sweet spot S={settings.steps}\n"
-             f"choice temperature {settings.choice_temperature:g}, {_token_rule(settings.sample_temperature)}, "
+             f"choice temperature {settings.choice_temperature:g}, {_token_text(settings.sample_temperature)}, "
              f"seed {settings.seed}")
     return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title, pyplot=pyplot)

@@ -1,36 +1,38 @@
-"""Stage 1 of MaskGIT: a VQGAN that turns a 64x64 image into 16x16 codebook indices and back.
+"""Stage 1 of MaskGIT: a VQGAN (Esser et al. 2021) that turns a 64x64 image into 16x16 codebook
+indices and back.
 
-The module layout follows the course's checkpoint format exactly (see
-``../shared/lab-format/README.md``), so ``load_state_dict(torch.load("VQGAN.pt"), strict=True)``
-works for the course's frozen 70M-parameter tokenizer, and the same code runs the small
-tokenizer labcore ships in ``data/checkpoints/vqgan_emoji64.{yml,pt}``.
+An encoder E maps the image x to a grid of vectors z = E(x); vector quantisation replaces each by
+the nearest of K learned codebook vectors e_1..e_K, and a decoder G maps the grid back to pixels:
+
+    z_q = e_k,  k = argmin_k || z - e_k ||        per latent position; k is the image token
+    x_hat = G(z_q)
+
+argmin has no gradient: the straight-through estimator uses z_q forward and copies the decoder's
+gradient onto z backward (``z + sg(z_q - z)``, sg = stop gradient). Codebook and encoder meet
+half way (the VQ-VAE loss; VQGAN adds GAN and perceptual terms: ``labcore.training.stage1``):
+
+    L_vq = || sg(z) - z_q ||^2  +  beta * || z - sg(z_q) ||^2      codebook term + commitment
 
     image (B,3,64,64) -> encoder -> quant_conv -> nearest codebook vector -> indices (B,16,16)
     indices -> codebook.embedding -> post_quant_conv -> decoder -> image (B,3,64,64)
 
-Encoder: conv_in, then for each channel level two residual blocks (``enc_res_blocks``), with a stride-2 downsample
-after every second level counted back from the last one (the course's 5 levels downsample after
-the 3rd and the 5th); then res, attention, res, GroupNorm, Swish, conv to ``latent_dim``.
-Decoder: conv_in, res, attention, res, then for each level (the reversed ``dec_channels``) three
-residual blocks (``dec_res_blocks``), attention after each while still at the latent resolution, a nearest-x2
-upsample after every second level counted from the first; then GroupNorm and a conv to RGB.
+MaskGIT uses it frozen: image -> tokens once, tokens -> image at the end. Module names are the
+course's checkpoint format (``../shared/lab-format/README.md``), so its frozen 70M-parameter
+``VQGAN.pt`` loads strictly, as does the small tokenizer in ``data/checkpoints`` (reading the
+files: ``labcore.model_files``).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labcore.course_format import vqgan_state
 from labcore.data import Normalization
-from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
-from labcore.runtime import check_state_dict, count_parameters, load_file, read_yaml_mapping
+from labcore.validate import integer, integers, number
 
 
 @dataclass
@@ -49,62 +51,35 @@ class VQGANConfig:
     enc_res_blocks: int = 2
     dec_res_blocks: int = 3
 
-    @property
-    def num_down(self) -> int:
-        """How many x2 down/upsamplings turn img_resolution into latent_resolution."""
-        return int(round(math.log2(self.img_resolution / self.latent_resolution)))
-
-    def check_types(self, source: str = "VQGANConfig") -> "VQGANConfig":
-        """Each key has the type and range the model needs (a yml typo such as
-        ``enc_channels: 32`` or ``latent_resolution: 0`` is named, with its file)."""
-        def positive_int(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
+    def __post_init__(self):
+        """A config that cannot build the model is refused where it is made (``labcore.validate``;
+        a loader adds the file's name): wrong types, and shapes the layers cannot take."""
         for name in ("image_channels", "latent_dim", "img_resolution", "latent_resolution",
                      "num_codebook_vectors", "enc_res_blocks", "dec_res_blocks"):
-            if not positive_int(getattr(self, name)):
-                raise ValueError(f"{source}: {name} must be a positive integer, got {getattr(self, name)!r}")
+            setattr(self, name, integer(name, getattr(self, name), low=1, allowed="a positive integer"))
         for name in ("enc_channels", "dec_channels"):
-            chans = getattr(self, name)
-            if not isinstance(chans, (list, tuple)) or not chans or not all(positive_int(c) for c in chans):
-                raise ValueError(f"{source}: {name} must be a list of positive integers, got {chans!r}")
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or self.beta < 0:
-            raise ValueError(f"{source}: beta must be a number >= 0, got {self.beta!r}")
-        return self
-
-    def validate(self, source: str = "VQGANConfig") -> "VQGANConfig":
-        self.check_types(source)
+            setattr(self, name, integers(name, getattr(self, name), low=1, allowed="a list of positive integers"))
+        self.beta = number("beta", self.beta, low=0, allowed="a number >= 0")
         n = self.num_down
         if self.img_resolution < self.latent_resolution or self.latent_resolution * 2 ** n != self.img_resolution:
-            raise ValueError(f"{source}: img_resolution {self.img_resolution} must be latent_resolution "
+            raise ValueError(f"img_resolution {self.img_resolution} must be latent_resolution "
                              f"{self.latent_resolution} times a power of 2")
         # the encoder has len(enc_channels)-1 levels, the decoder len(dec_channels); one resampling
         # every second level needs at least 2n-1 of them
         for name, levels in (("enc_channels", len(self.enc_channels) - 1), ("dec_channels", len(self.dec_channels))):
             chans = getattr(self, name)
             if levels < 2 * n - 1:
-                raise ValueError(f"{source}: {name} {chans} has too few levels for {n} x2 resamplings "
-                                 f"(one every second level)")
+                raise ValueError(f"{name} {chans} has too few levels for {n} x2 resamplings (one every second level)")
             if any(c % 32 for c in chans):
-                raise ValueError(f"{source}: {name} {chans} must be multiples of 32 (GroupNorm with 32 groups)")
-        return self
+                raise ValueError(f"{name} {chans} must be multiples of 32 (GroupNorm with 32 groups)")
 
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "VQGANConfig":
-        """Read a course-style ``VQGAN.yml`` (keys under ``model_param``, or at the top level)."""
-        params = read_yaml_mapping(path, "VQGAN config")
-        params = params.get("model_param", params)
-        if not isinstance(params, dict):
-            raise ValueError(f"{path}: model_param must be a mapping of VQGAN keys, got {type(params).__name__}")
-        if "Transformer_param" in params or ("dim" in params and "n_layers" in params):
-            raise ValueError(f"{path} is a stage-2 transformer config (MaskGit.yml), not a VQGAN config")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown VQGAN model_param keys {unknown}; expected {sorted(known)}")
-        return cls(**params).validate(str(path))
+    @property
+    def num_down(self) -> int:
+        """How many x2 down/upsamplings turn img_resolution into latent_resolution."""
+        return int(round(math.log2(self.img_resolution / self.latent_resolution)))
 
     def to_dict(self) -> dict:
+        """The keys of the yml's ``model_param``."""
         return asdict(self)
 
 
@@ -184,6 +159,9 @@ class UpSample(nn.Module):
 
 
 class Encoder(nn.Module):
+    """conv_in; per level ``enc_res_blocks`` residual blocks, a stride-2 downsample after every
+    second level counted back from the last; res, attention, res; GroupNorm, Swish, conv to latent_dim."""
+
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         chans, levels = cfg.enc_channels, len(cfg.enc_channels) - 1
@@ -205,6 +183,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    """conv_in; res, attention, res; per level ``dec_res_blocks`` residual blocks (attention after each
+    while at the latent resolution), a nearest-x2 upsample after every second level; GroupNorm, conv to RGB."""
+
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         chans = list(reversed(cfg.dec_channels))  # course order: widest first
@@ -262,13 +243,13 @@ class Codebook(nn.Module):
 class VQGAN(nn.Module):
     def __init__(self, cfg: VQGANConfig | None = None):
         super().__init__()
-        self.config = cfg = (cfg or VQGANConfig()).validate()
+        self.config = cfg = cfg or VQGANConfig()
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.codebook = Codebook(cfg)
         self.quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.latent_dim, cfg.latent_dim, 1)
-        # the normalisation of the images it was trained on (load_vqgan reads it from the yml):
+        # the normalisation of the images it was trained on (model_files.load_vqgan reads it from the yml):
         # its inputs must be normalised the same way (labcore.data.normalization_for)
         self.normalization: Normalization | None = None
 
@@ -297,42 +278,3 @@ class VQGAN(nn.Module):
         r = self.config.latent_resolution
         z_q = self.codebook.embedding(indices.reshape(-1, r, r))  # (B, r, r, D)
         return self.decode(z_q.permute(0, 3, 1, 2))
-
-
-# ----------------------------------------------------------------------------- loading
-
-def load_vqgan(config_path: str | Path, weights_path: str | Path | None = None,
-               device: str | torch.device = "cpu") -> VQGAN:
-    """Build a VQGAN from a course-style yml and load its weights strictly (weights-only),
-    in eval mode. A mismatch raises a ValueError naming the file and the first bad keys."""
-    cfg = VQGANConfig.from_yaml(config_path)
-    model = VQGAN(cfg)
-    model.normalization = load_config_normalization(config_path)  # what its inputs must be normalised with
-    if weights_path is not None:
-        state = vqgan_state(load_file(weights_path, what="VQGAN checkpoint"), str(weights_path))
-        check_state_dict(model, state, f"VQGAN checkpoint {weights_path} (config {config_path})")
-        model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
-
-
-def load_bundled_vqgan(device: str | torch.device = "cpu") -> VQGAN:
-    """The tokenizer shipped in ``data/checkpoints`` (trained on emoji64 train)."""
-    return load_vqgan(BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS, device)
-
-
-def load_config_normalization(config_path: str | Path = BUNDLED_VQGAN_CONFIG) -> Normalization | None:
-    """The Normalization the tokenizer was trained with, as its yml records it (labcore's
-    ``train-vqgan`` writes it); None for a yml without one (the course's VQGAN.yml)."""
-    norm = read_yaml_mapping(config_path, "VQGAN config").get("normalization")
-    if norm is None:
-        return None
-    try:
-        return Normalization(tuple(float(v) for v in norm["mean"]), tuple(float(v) for v in norm["std"]))
-    except (TypeError, KeyError, ValueError) as err:
-        raise ValueError(f"{config_path}: normalization must hold mean and std lists of 3 numbers ({err})") from None
-
-
-if __name__ == "__main__":  # python -m labcore.vqgan: parameter count and load time of the bundled one
-    t0 = time.perf_counter()
-    m = load_bundled_vqgan()
-    print(f"bundled VQGAN: {count_parameters(m):,} parameters, loaded in {time.perf_counter() - t0:.2f} s")

@@ -40,11 +40,13 @@ def tiny_files(tmp_path_factory) -> list[str]:
     import torch
     import yaml
 
+    from labcore.model_files import transformer_yaml
+
     folder = tmp_path_factory.mktemp("tiny_models")
     vqgan, transformer = tiny_vqgan(), tiny_transformer()
     (folder / "VQGAN.yml").write_text(yaml.safe_dump({"model_param": vqgan.config.to_dict()}))
     torch.save(vqgan.state_dict(), folder / "VQGAN.pt")
-    (folder / "MaskGit.yml").write_text(yaml.safe_dump(transformer.config.to_course_dict()))
+    (folder / "MaskGit.yml").write_text(yaml.safe_dump(transformer_yaml(transformer.config)))
     torch.save(transformer.state_dict(), folder / "transformer.pt")
     return ["--vqgan-config", str(folder / "VQGAN.yml"), "--vqgan-weights", str(folder / "VQGAN.pt"),
             "--transformer-config", str(folder / "MaskGit.yml"),

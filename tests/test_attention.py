@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from labcore.attention import MultiHeadAttention, check_attention, copy_into_torch_mha
+from labcore.attention import MultiHeadAttention
+from labcore.checkers import check_attention, copy_into_torch_mha
 
 DIM, HEADS = 64, 8
 
@@ -83,15 +84,15 @@ def test_check_attention_passes_correct_modules(capsys):
     torch.manual_seed(3)
     assert check_attention(MultiHeadAttention(DIM, HEADS))
     assert check_attention(MultiHeadAttention(DIM, HEADS, fused=True))
-    result = check_attention(StudentAttention(DIM, HEADS), num_heads=HEADS)
+    result = check_attention(StudentAttention(DIM, HEADS), num_heads=HEADS, verbose=True)
     assert result.passed and result.max_error <= 1e-5
     assert "PASS" in capsys.readouterr().out
 
 
 def test_check_attention_fails_a_broken_module(capsys):
     torch.manual_seed(4)
-    result = check_attention(StudentAttention(DIM, HEADS, scale=False), num_heads=HEADS)  # forgot 1/sqrt(d_k)
-    assert not result.passed and result.max_error > 1e-3
+    result = check_attention(StudentAttention(DIM, HEADS, scale=False), num_heads=HEADS, verbose=True)  # forgot 1/sqrt(d_k)
+    assert not result.passed and result.max_error > 1e-3 and "attention.no_scaling" in result.mistakes
     assert "FAIL" in capsys.readouterr().out
     # a wrong head count is caught too
     assert not check_attention(MultiHeadAttention(DIM, 4), num_heads=HEADS, verbose=False)
@@ -105,5 +106,6 @@ def test_check_attention_explains_unknown_layouts():
             super().__init__()
             self.lin = nn.Linear(8, 8)
 
-    with pytest.raises(ValueError, match="qkv.*children: lin"):
-        check_attention(NoProjections())
+    result = check_attention(NoProjections())
+    assert not result.passed and result.mistakes == ["attention.layout"]
+    assert "qkv" in str(result) and "lin" in str(result)  # what it looked for, and what the module has

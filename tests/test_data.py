@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from labcore.__main__ import main
-from labcore.data import (InpaintingTestSet, emoji64_dataset, image_number, latent_mask_from_pixels, list_images,
-                          load_normalization, read_image, read_mask, read_rgb_array, read_test_gt_csv)
+from labcore.data import InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels, load_normalization
+from labcore.dataset_files import image_number, list_images, read_image, read_mask, read_rgb_array, read_test_gt_csv
 from labcore.paths import DATA_DIR, EMOJI64_DIR
 
 IMAGES = EMOJI64_DIR / "emoji"

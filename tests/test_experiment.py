@@ -3,6 +3,7 @@ bundled models and the real FID path (Inception pool3 + pytorch-fid's Fréchet d
 
 import csv
 import json
+import logging
 import math
 import shutil
 import statistics
@@ -12,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from labcore import fid
+from labcore import fid_files
 from labcore.__main__ import main
 from labcore.demo import DEMO_SETTING
 from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, results_markdown, write_results
@@ -23,18 +24,34 @@ ARGS = ["experiment", "--limit", "16", "--schedules", "linear", "cosine", "--ite
         "--device", "cpu", "--no-progress"]
 
 
+class Notes(logging.Handler):
+    """Every ``runtime.note`` (the "labcore" logger) while attached."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def experiment_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiment")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCORE_FAST", "1")  # default --seeds 3 becomes 2
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")  # every warning counts, even a repeat from one line
-            rc = main([*ARGS, "-o", str(out)])
+    notes, log = Notes(), logging.getLogger("labcore")
+    log.addHandler(notes)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LABCORE_FAST", "1")  # default --seeds 3 becomes 2
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")  # every warning counts, even a repeat from one line
+                rc = main([*ARGS, "-o", str(out)])
+    finally:
+        log.removeHandler(notes)
     assert rc == 0
     with open(out / "experiments.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return out, rows, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return out, rows, notes.messages + [str(w.message) for w in caught]
 
 
 def decoding(rows, **match):
@@ -127,13 +144,13 @@ def test_table_footnote_explains_only_what_the_table_holds(experiment_rows):
     assert "standard deviation over seeds" in with_seeds and "(mean over seeds)" in with_seeds
     assert " ± " not in first_seed and "seed" not in first_seed.split("\n\n")[1]
 
-def test_small_sample_warning_given_once(experiment_rows):
+def test_small_sample_note_given_once(experiment_rows):
     _, rows, messages = experiment_rows
     assert len(rows) == 16
     assert len([m for m in messages if "biased" in m]) == 1       # not once per row
 
 
-def test_resume_computes_nothing_when_done(experiment_rows, tmp_path, monkeypatch):
+def test_resume_computes_nothing_when_done(experiment_rows, tmp_path, monkeypatch, capsys):
     out, _, _ = experiment_rows
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
     before = (tmp_path / "experiments.csv").read_bytes()
@@ -142,26 +159,26 @@ def test_resume_computes_nothing_when_done(experiment_rows, tmp_path, monkeypatc
         raise AssertionError("a finished experiment was computed again")
 
     monkeypatch.setenv("LABCORE_FAST", "1")
-    monkeypatch.setattr(fid, "compute_stats", must_not_run)
-    monkeypatch.setattr(fid, "load_or_compute_stats", must_not_run)
+    monkeypatch.setattr(fid_files, "compute_stats", must_not_run)
+    monkeypatch.setattr(fid_files, "load_or_compute_stats", must_not_run)
     monkeypatch.setattr(MaskGit, "decode_tokens", must_not_run)
-    with pytest.warns(UserWarning, match="biased"):
-        assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert "labcore experiment: note: FID from 16 images: below 2048 samples FID is biased" in capsys.readouterr().err
     assert (tmp_path / "experiments.csv").read_bytes() == before
 
 
-def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch):
+def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, capsys):
     out, rows, _ = experiment_rows
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
     lines = (out / "experiments.csv").read_text().splitlines(keepends=True)
     (tmp_path / "experiments.csv").write_text("".join(lines[:1 + 13]))  # killed after 13 of 16 rows
     scored = []  # Inception runs on inpainted images (the reference comes from a file or a path)
-    compute_stats = fid.compute_stats
-    monkeypatch.setattr(fid, "compute_stats",
+    compute_stats = fid_files.compute_stats
+    monkeypatch.setattr(fid_files, "compute_stats",
                         lambda source, *a, **k: scored.append(torch.is_tensor(source)) or compute_stats(source, *a, **k))
     monkeypatch.setenv("LABCORE_FAST", "1")
-    with pytest.warns(UserWarning, match="biased"):
-        assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert main([*ARGS, "-o", str(tmp_path)]) == 0
+    assert "labcore experiment: note: FID from 16 images: below 2048 samples FID is biased" in capsys.readouterr().err
     assert scored.count(True) == 3                                 # the 3 missing rows, nothing else
     again = (tmp_path / "experiments.csv").read_text().splitlines(keepends=True)
     assert again[:14] == lines[:14]
@@ -212,15 +229,19 @@ def test_experiment_refuses_to_resume_other_settings(experiment_rows, change, me
     assert (tmp_path / "experiments.csv").read_text() == before
 
 
-def test_demo_on_eight_images(tmp_path):
-    with pytest.warns(UserWarning, match="biased"):
-        assert main(["demo", "--limit", "8", "--device", "cpu", "--out", str(tmp_path)]) == 0
+def test_demo_on_eight_images(tmp_path, capsys):
+    assert main(["demo", "--limit", "8", "--device", "cpu", "--out", str(tmp_path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "labcore demo: note: FID from 8 images: below 2048 samples FID is biased" in err
+    assert all(line.startswith("labcore demo: note: ") for line in err.splitlines()), err  # no bar, no raw warning
     for folder in ("test_results", "mask_scheduling", "imga"):
         assert len(list((tmp_path / folder).glob("*.png"))) == 8
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["images"] == 8 and summary["setting"] == DEMO_SETTING
     assert math.isfinite(summary["fid"]) and summary["fid"] >= 0
     assert summary["weights"]["fid_inception"]
+    assert summary["weights"]["vqgan"] == "data/checkpoints/vqgan_emoji64.pt"  # repo-relative, true on any clone
+    assert summary["weights"]["transformer"] == "data/checkpoints/transformer_emoji64.pt"
     assert summary["peak_rss_mb"] > 0 and summary["seconds"]["total"] > 0
     with Image.open(tmp_path / "summary_grid.png") as grid:
         assert grid.size == (8 * 66 + 2, 3 * 66 + 2)                    # masked / inpainted / truth rows

@@ -14,7 +14,7 @@ from labcore.__main__ import build_parser, main
 from labcore.data import InpaintingTestSet
 from labcore.bench import benchmark_inpaint
 from labcore.inpaint import mask_strip
-from labcore.maskgit import MaskGit
+from labcore.model_files import load_maskgit
 from labcore.paths import EMOJI64_DIR
 
 LAB_FORMAT = Path(__file__).resolve().parents[2] / "shared" / "lab-format"
@@ -69,6 +69,14 @@ def test_inpaint_command_sweet_spot_paste_known_course_aliases(tiny_files, tmp_p
     assert (original[known].int() - result[known].int()).abs().max() <= 1
 
 
+def test_inpaint_no_progress_silences_every_bar(tiny_files, tmp_path, capsys):
+    common = ["inpaint", "--limit", "2", "--total-iter", "2", "--device", "cpu", *tiny_files]
+    assert main([*common, "-o", str(tmp_path / "bars")]) == 0
+    assert "inpaint:" in capsys.readouterr().err                                # the bar, without the flag
+    assert main([*common, "--no-progress", "-o", str(tmp_path / "quiet")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_course_aliases_parse_to_the_same_settings():
     parser = build_parser("inpaint")
     a = parser.parse_args(["inpaint", "--mask-func", "square", "--total_iter", "10", "--sweet_spot", "6",
@@ -118,8 +126,8 @@ def test_mask_strip_is_white_where_known():
 
 def test_benchmark_inpaint_reports_figures(tiny_files):
     f = dict(zip(tiny_files[::2], tiny_files[1::2]))
-    mg = MaskGit.from_files(f["--vqgan-config"], f["--vqgan-weights"], f["--transformer-config"],
-                            f["--transformer-weights"])
+    mg = load_maskgit(f["--vqgan-config"], f["--vqgan-weights"], f["--transformer-config"],
+                      f["--transformer-weights"])
     figures = benchmark_inpaint(mg, total_iter=1, batch_size=2, limit=2, progress=False)
     assert figures["images"] == 2 and figures["total_iter"] == 1
     assert figures["course_images_per_s"] > 0 and figures["batched_images_per_s"] > 0

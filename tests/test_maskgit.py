@@ -194,7 +194,7 @@ def test_decode_step_keeps_least_confident_masked_temperature_zero():
     model = TableTransformer()
     tokens, masked = random_tokens(2), random_masks([40, 10])
     m0 = masked.sum(1)
-    step = decode_step(model, tokens, masked, m0, 0.25, gamma("linear"), K, choice_temperature=0.0)
+    step = decode_step(model, tokens, masked, m0, 0.25, DecodingSettings(schedule="linear", choice_temperature=0.0), K)
     log_p = model.table[:, :K].log_softmax(-1)                                  # (N, K)
     best = log_p.argmax(-1)
     for b, keep in enumerate([30, 7]):  # floor(0.75 * 40), floor(0.75 * 10)
@@ -205,6 +205,29 @@ def test_decode_step_keeps_least_confident_masked_temperature_zero():
         assert torch.equal(step.filled[b][~masked[b]], tokens[b][~masked[b]])
         assert (step.tokens[b][step.masked[b]] == K).all()
         assert torch.equal(step.tokens[b][~step.masked[b]], step.filled[b][~step.masked[b]])
+
+
+def test_the_loop_runs_any_step_function_with_decode_steps_signature():
+    """A student's own step (decode_step's signature, returning a plain tuple) runs in the real
+    loop, through MaskGit.decode_tokens and MaskGit.inpaint; here it wraps decode_step, so the
+    result must equal labcore's own, and it must be called S times with ratios t/T."""
+    seen = []
+
+    def my_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
+        seen.append(ratio)
+        return tuple(decode_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator))
+
+    mg = maskgit_with(tiny_transformer())
+    tokens, masked = random_tokens(2, seed=2), random_masks([80, 200], seed=2)
+    ours, trace = mg.decode_tokens(tokens, masked, total_iter=6, sweet_spot=5, sample_temperature=1.0)
+    theirs, their_trace = mg.decode_tokens(tokens, masked, total_iter=6, sweet_spot=5, sample_temperature=1.0,
+                                           step=my_step)
+    assert seen == [t / 6 for t in range(1, 6)]
+    assert torch.equal(ours, theirs) and torch.equal(trace.masked, their_trace.masked)
+    images, masks = torch.randn(1, 3, 64, 64), torch.ones(1, 1, 64, 64)
+    masks[:, :, 8:40, 8:40] = 0
+    assert torch.equal(mg.inpaint(images, masks, total_iter=3).tokens,
+                       mg.inpaint(images, masks, total_iter=3, step=my_step).tokens)
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 
 from labcore.__main__ import main
-from labcore.data import COURSE_TEST, InpaintingTestSet, load_normalization, normalization_for, read_mask
+from labcore.data import COURSE_TEST, InpaintingTestSet, load_normalization, normalization_for
+from labcore.dataset_files import read_mask
 from labcore.paths import BUNDLED_VQGAN_CONFIG, EMOJI64_DIR
-from labcore.vqgan import load_bundled_vqgan, load_config_normalization
+from labcore.model_files import load_bundled_vqgan, load_config_normalization
 from test_data import make_course_layout
 
 N_IMAGES = 8
@@ -35,14 +36,14 @@ def test_the_bundled_tokenizer_carries_its_normalisation():
     assert load_normalization("test", EMOJI64_DIR) == recorded == normalization_for(recorded, EMOJI64_DIR)
 
 
-def test_a_course_folder_is_normalised_like_the_tokenizer_with_one_note(tmp_path, capsys):
+def test_a_course_folder_is_normalised_like_the_tokenizer_with_one_note(tmp_path, caplog):
     root = make_course_layout(tmp_path, n=2)
     recorded = load_config_normalization(BUNDLED_VQGAN_CONFIG)
     assert load_normalization("test", root) == COURSE_TEST                  # what the folder says
     assert normalization_for(recorded, root) == recorded                     # what the tokenizer needs
     assert normalization_for(recorded, root) == recorded
-    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and str(root) in notes[0], notes
+    notes = [r.getMessage() for r in caplog.records if r.name == "labcore"]  # runtime.note's logger
+    assert len(notes) == 1 and notes[0].startswith(f"{root}: images normalised with the tokenizer's"), notes
     assert normalization_for(None, root) == COURSE_TEST                      # a course tokenizer: the course's
 
 

@@ -67,8 +67,7 @@ import yaml  # noqa: E402
 
 from labcore.__main__ import main  # noqa: E402
 from labcore.runtime import load_file, read_yaml_mapping  # noqa: E402
-from labcore.transformer import TransformerConfig  # noqa: E402
-from labcore.vqgan import VQGANConfig, load_vqgan  # noqa: E402
+from labcore.model_files import load_vqgan, read_transformer_config, read_vqgan_config  # noqa: E402
 
 
 def junk_files(tmp_path):
@@ -106,10 +105,10 @@ def test_unreadable_yml_is_named(tmp_path, text, message):
     path = tmp_path / "VQGAN.yml"
     path.write_bytes(text)
     with pytest.raises(ValueError, match=f"VQGAN.yml.*{message}"):
-        VQGANConfig.from_yaml(path)
+        read_vqgan_config(path)
     if "model_param" not in message:
         with pytest.raises(ValueError, match=f"MaskGit.yml.*{message}"):
-            TransformerConfig.from_yaml(shutil.copy(path, tmp_path / "MaskGit.yml"))
+            read_transformer_config(shutil.copy(path, tmp_path / "MaskGit.yml"))
         with pytest.raises(ValueError, match=message):
             read_yaml_mapping(path)
 
@@ -127,17 +126,17 @@ def test_wrong_types_in_the_vqgan_yml_name_key_and_file(tmp_path, key, value, me
     path = tmp_path / "VQGAN.yml"
     path.write_text(yaml.safe_dump({"model_param": {**VQGAN_YML, key: value}}))
     with pytest.raises(ValueError, match=f"{path}: {message}"):
-        VQGANConfig.from_yaml(path)
+        read_vqgan_config(path)
 
 
 def test_wrong_types_in_the_transformer_yml_name_key_and_file(tmp_path):
     path = tmp_path / "MaskGit.yml"
     path.write_text("model_param:\n  Transformer_param: {dim: big, n_layers: 2}\n")
     with pytest.raises(ValueError, match=f"{path}: .*dim must be a positive integer, got 'big'"):
-        TransformerConfig.from_yaml(path)
+        read_transformer_config(path)
     path.write_text("model_param:\n  Transformer_param: {dropout: lots}\n")
     with pytest.raises(ValueError, match=f"{path}: "):
-        TransformerConfig.from_yaml(path)
+        read_transformer_config(path)
 
 
 def test_vqgan_weights_that_are_junk(tmp_path, lab_format):

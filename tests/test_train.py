@@ -1,4 +1,5 @@
-"""labcore train: tokens, the MVTM loop, exact resume, DDP (gloo, 2 processes), errors.
+"""labcore train / train-vqgan: tokens, the MVTM loop, the run folder and exact resume of both
+stages, DDP (gloo, 2 processes), errors.
 
 Tokens come from real emoji64 images through a small randomly initialised VQGAN (K=32), so the
 tests do not wait for the bundled tokenizer; the model is tiny so that everything runs in seconds.
@@ -10,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,10 @@ import yaml
 import labcore.maskgit
 from labcore.__main__ import main
 from labcore.runtime import NonFiniteLoss, atomic_save
-from labcore.training import (TrainConfig, evaluate, load_tokens, make_tokens, read_config_file, resolve_config,
-                              train)
-from labcore.transformer import BidirectionalTransformer, TransformerConfig, load_transformer
+from labcore.training import (TrainConfig, VQGANTrainConfig, evaluate, load_tokens, make_tokens, read_config_file,
+                              resolve_config, train, train_vqgan)
+from labcore.model_files import load_transformer
+from labcore.transformer import BidirectionalTransformer, TransformerConfig
 
 from shared_fixtures import tiny_vqgan_config
 
@@ -39,7 +42,7 @@ def tokens_file(tmp_path_factory, one_thread) -> Path:
 
     folder = tmp_path_factory.mktemp("tokens")
     torch.manual_seed(0)
-    cfg = tiny_vqgan_config(latent_dim=16, K=K).validate()
+    cfg = tiny_vqgan_config(latent_dim=16, K=K)  # checked when made
     (folder / "vqgan.yml").write_text(yaml.safe_dump({"model_param": cfg.to_dict()}))
     atomic_save(VQGAN(cfg).state_dict(), folder / "vqgan.pt")
     make_tokens(folder / "tokens.pt", folder / "vqgan.yml", folder / "vqgan.pt", limit=48, device="cpu",
@@ -98,9 +101,45 @@ def test_resume_is_exact(tokens_file, tmp_path):
     losses = lambda run: [r["loss"] for r in _rows(tmp_path / run / "log.csv")]  # noqa: E731
     assert len(losses("parts")) == 12 and losses("parts") == losses("whole")
     assert _rows(tmp_path / "parts" / "val.csv") == _rows(tmp_path / "whole" / "val.csv")
-    a = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "parts" / "last.pt", weights_only=True)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(tmp_path / "whole" / name, weights_only=True)
+        b = torch.load(tmp_path / "parts" / name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert_run_folder(tmp_path / "parts", {"config.yml", "val.csv", "metrics.json"})
+
+
+def assert_run_folder(run: Path, own: set[str]) -> None:
+    """The run folder of both stages: last.pt / best.pt plain state dicts of CPU tensors (the
+    course's format), train_state.pt with what resumes, log.csv, and the stage's ``own`` files."""
+    assert {"last.pt", "best.pt", "train_state.pt", "log.csv"} | own <= {p.name for p in run.iterdir()}
+    for name in ("last.pt", "best.pt"):
+        weights = torch.load(run / name, weights_only=True)
+        assert all(isinstance(k, str) and torch.is_tensor(v) and v.device.type == "cpu" for k, v in weights.items())
+    state = torch.load(run / "train_state.pt", weights_only=True)
+    assert {"step", "total_steps", "model", "optimizer", "scheduler", "ema", "best", "model_config",
+            "train_config"} <= state.keys()
+
+
+def test_stage1_resume_is_exact(tmp_path):
+    """train-vqgan with everything on (PatchGAN from step 2, EMA codebook, dead-code restarts,
+    flips): 4 steps == 2 steps, stop, resume to 4, bit for bit."""
+    model_cfg = replace(tiny_vqgan_config(latent_dim=16, K=32), enc_res_blocks=1, dec_res_blocks=1)
+    cfg = VQGANTrainConfig(steps=4, batch_size=4, warmup_steps=2, restart_every=2, disc_start=2, disc_width=8,
+                           eval_every=2, save_every=1000, limit=16, val_limit=4, precision="fp32")
+    common = dict(device="cpu", progress=False)
+    train_vqgan(tmp_path / "whole", model_cfg, cfg, **common)
+    train_vqgan(tmp_path / "parts", model_cfg, cfg, stop_after=2, **common)
+    assert torch.load(tmp_path / "parts" / "train_state.pt", weights_only=True)["step"] == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        train_vqgan(tmp_path / "parts", model_cfg, cfg, **common)
+    train_vqgan(tmp_path / "parts", model_cfg, cfg, resume=True, **common)
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(tmp_path / "whole" / name, weights_only=True)
+        b = torch.load(tmp_path / "parts" / name, weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    drop_time = lambda run: [{**r, "seconds": ""} for r in _rows(tmp_path / run / "log.csv")]  # noqa: E731
+    assert len(drop_time("parts")) == 4 and drop_time("parts") == drop_time("whole")
+    assert_run_folder(tmp_path / "parts", {"vqgan.yml", "samples"})
 
 
 def test_cli_config_file_and_resume(tokens_file, tmp_path, capsys):
@@ -175,8 +214,12 @@ def test_ddp_two_processes_gloo(tokens_file, tmp_path):
 
 
 def test_config_errors(tokens_file, tmp_path):
-    with pytest.raises(ValueError, match="lr=-1"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got -1"):
         TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got 'fp8'"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="betas must be two numbers in"):
+        TrainConfig(betas=(0.9,))
     with pytest.raises(ValueError, match="unknown mask schedule 'nope'.*cosine"):
         TrainConfig(schedule="nope")
     with pytest.raises(ValueError, match="unknown preset 'huge'"):

@@ -1,4 +1,4 @@
-"""labcore.transformer against the course's checkpoint format (../shared/lab-format)."""
+"""labcore.transformer and labcore.model_files against the course's checkpoint format (../shared/lab-format)."""
 
 import json
 import re
@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from labcore.course_format import convert_state_dict
+from labcore.model_files import (bundled_transformer_paths, config_from_state_dict, load_bundled_transformer,
+                                 load_bundled_maskgit, load_maskgit, load_transformer, read_transformer_config,
+                                 transformer_config)
 from labcore.runtime import atomic_save, count_parameters
-from labcore.transformer import (BidirectionalTransformer, TransformerConfig, bundled_transformer_paths,
-                                 config_from_state_dict, load_bundled_transformer, load_transformer)
+from labcore.transformer import BidirectionalTransformer, TransformerConfig
 
 TINY = dict(dim=64, hidden_dim=128, n_layers=2, num_codebook_vectors=64)
 
@@ -24,7 +26,7 @@ def test_official_config_has_the_course_keys_and_shapes(lab_format):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_tiny_checkpoint_reproduces_the_course_logits(lab_format, fused):
-    cfg = TransformerConfig.from_yaml(lab_format / "transformer_tiny.yml")
+    cfg = read_transformer_config(lab_format / "transformer_tiny.yml")
     assert (cfg.dim, cfg.n_layers, cfg.hidden_dim, cfg.num_codebook_vectors) == (64, 2, 128, 64)
     cfg.fused_attention = fused
     model = load_transformer(lab_format / "transformer_tiny.pt", cfg)
@@ -137,11 +139,11 @@ def test_bad_configs(tmp_path):
     with pytest.raises(ValueError, match="n_layers"):
         TransformerConfig(n_layers=0)
     with pytest.raises(ValueError, match=r"unknown transformer key\(s\) \['depth'\]"):
-        TransformerConfig.from_dict({"model_param": {"Transformer_param": {"depth": 3}}})
+        transformer_config({"model_param": {"Transformer_param": {"depth": 3}}})
     bad = tmp_path / "bad.yml"
     bad.write_text("model_param:\n  Transformer_param: {dim: 64, n_layer: 2}\n")
     with pytest.raises(ValueError, match="bad.yml"):
-        TransformerConfig.from_yaml(bad)
+        read_transformer_config(bad)
 
 
 def test_bundled_transformer():
@@ -183,3 +185,18 @@ def test_junk_weights_and_configs_name_the_file(tmp_path, lab_format):
     (tmp_path / "list.yml").write_text("- dim: 64\n")
     with pytest.raises(ValueError, match="list.yml: expected a mapping"):
         load_transformer(lab_format / "transformer_tiny.pt", tmp_path / "list.yml")
+
+
+def test_load_maskgit_from_files_and_bundled(lab_format):
+    """Both stages from the course's files; a part left as None is the bundled one; the errors
+    name the parameters."""
+    mg = load_maskgit(lab_format / "vqgan_tiny.yml", lab_format / "vqgan_tiny.pt",
+                      lab_format / "transformer_tiny.yml", lab_format / "transformer_tiny.pt")
+    assert mg.mask_token_id == 64 and not mg.transformer.training
+    with pytest.raises(ValueError, match="vqgan_config and vqgan_weights"):
+        load_maskgit(vqgan_config=lab_format / "vqgan_tiny.yml")
+    with pytest.raises(ValueError, match="transformer_config needs transformer_weights"):
+        load_maskgit(transformer_config=lab_format / "transformer_tiny.yml")
+    bundled = load_bundled_maskgit()
+    assert bundled.mask_token_id == bundled.transformer.config.num_codebook_vectors
+    assert bundled.normalization is not None                    # the tokenizer's, read from its yml

@@ -15,9 +15,10 @@ from labcore.__main__ import main
 from labcore.cli.train_vqgan import add_arguments as add_train_vqgan_arguments, train_from_args as train
 from labcore.data import InpaintingTestSet
 from labcore.metrics import psnr, ssim
+from labcore.model_files import load_bundled_vqgan, load_config_normalization, load_vqgan, read_vqgan_config
 from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS
 from labcore.training import evaluate_test_set, write_vqgan_config as write_config
-from labcore.vqgan import VQGAN, VQGANConfig, load_bundled_vqgan, load_config_normalization, load_vqgan
+from labcore.vqgan import VQGAN, VQGANConfig
 
 from shared_fixtures import tiny_vqgan_config
 
@@ -93,7 +94,7 @@ def test_config_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("model_param:\n  latent_dim: 16\n  codebook_size: 8\n")
     with pytest.raises(ValueError, match=r"bad\.yml.*codebook_size"):
-        VQGANConfig.from_yaml(bad)
+        read_vqgan_config(bad)
     with pytest.raises(ValueError, match="multiples of 32"):
         VQGAN(VQGANConfig(enc_channels=[16, 16, 16, 16], dec_channels=[16, 16, 16]))
 
@@ -186,7 +187,7 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, cap
     assert main(["train-vqgan", *argv]) == 2  # NonFiniteLoss -> `labcore train-vqgan: error: ...`, exit 2
     message = capsys.readouterr().err
     assert "loss is nan" in message.lower() or "loss is inf" in message.lower()
-    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    last = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in last["model"].values())
     assert last["step"] >= 1
 

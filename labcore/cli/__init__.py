@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     exit status 2; only a bug in labcore shows a traceback."""
     import yaml
 
-    from labcore.runtime import LOG, NonFiniteLoss, note
+    from labcore.runtime import LOG, NonFiniteLoss, note  # lazy: torch loads only once a command runs
 
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from labcore.data import (InpaintingTestSet, check_images, emoji64_dataset, find_image_root,
-                          latent_mask_from_pixels, read_mask)
+from labcore.data import InpaintingTestSet, emoji64_dataset, latent_mask_from_pixels
+from labcore.dataset_files import check_images, find_image_root, read_mask
 from labcore.paths import EMOJI64_DIR
 
 

@@ -6,8 +6,10 @@ import argparse
 import itertools
 from pathlib import Path
 
+from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
-from labcore.experiment import COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES
+from labcore.experiment import COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES, Experiment, previous_rows, run_rows
+from labcore.model_files import load_maskgit
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
 from labcore.runtime import fast_mode
 
@@ -49,17 +51,13 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
-    from labcore.data import InpaintingTestSet, normalization_for
-    from labcore.experiment import Experiment, previous_rows, run_rows
-    from labcore.maskgit import MaskGit
-
     limit, schedules, iterations, seeds = args.limit, args.schedules, args.iterations, args.seeds
     if fast_mode():  # a tiny subset: 16 images, T <= 2, at most 2 schedules and 2 seeds
         limit = min(limit or 16, 16)
         schedules, seeds = schedules[:2], min(seeds, 2)
         iterations = [t for t in iterations if t <= 2] or iterations[:1]
-    maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
-                                 args.transformer_weights)
+    maskgit = load_maskgit(args.vqgan_config, args.vqgan_weights, args.transformer_config,
+                           args.transformer_weights)
     test_set = InpaintingTestSet(args.data_root, normalization_for(maskgit.normalization, args.data_root))
     out = Path(args.output_dir)
     previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work

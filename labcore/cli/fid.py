@@ -1,6 +1,6 @@
 """``labcore fid``: FID between a folder of predictions and a reference (folder, the course's
 ``test_gt.csv`` or an ``.npz``), or ``--write-reference`` to store a reference's activations
-beside it. The work is ``labcore.fid``'s; this module checks the arguments and prints."""
+beside it. The work is ``labcore.fid_files``'s; this module checks the arguments and prints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import json
 import time
 
-from labcore import fid
+from labcore import fid_files, inception
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--batch-size", type=int, default=50, help="images per Inception batch (>= 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--cache-dir", default=str(fid.DEFAULT_CACHE_DIR), help="where reference activations are cached")
+    parser.add_argument("--cache-dir", default=str(fid_files.DEFAULT_CACHE_DIR), help="where reference activations are cached")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -39,8 +40,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run_write_reference(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    path = fid.write_reference(args.write_reference, args.output, args.batch_size, args.device)
-    features, key = fid.read_activation_file(path)
+    path = fid_files.write_reference(args.write_reference, args.output, args.batch_size, args.device,
+                                     progress=not args.no_progress)
+    features, key = fid_files.read_activation_file(path)
     print(f"wrote {path}: {len(features)} x {features.shape[1]} activations of {args.write_reference} "
           f"(content sha256 {key[:16]}..., {time.perf_counter() - start:.0f} s)")
     return 0
@@ -51,15 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if args.write_reference:
         return run_write_reference(args)
     start = time.perf_counter()
-    predictions = fid.read_images(args.pred)                                  # (N, 3, H, W) uint8
-    fid.check_same_count(len(predictions), fid.count_images(args.ref), args.pred, args.ref)
-    ref = fid.load_or_compute_stats(args.ref, args.cache_dir, args.batch_size, args.device)
-    pred = fid.compute_stats(predictions, args.batch_size, args.device)
-    score = fid.frechet_distance(pred, ref)
+    result = fid_files.fid_of_folder(args.pred, args.ref, args.batch_size, args.device, args.cache_dir,
+                                     progress=not args.no_progress)
     seconds = time.perf_counter() - start
     if args.json:
-        print(json.dumps({"fid": score, "pred": args.pred, "ref": args.ref, "n_pred": pred.count,
-                          "n_ref": ref.count, "weights": fid.weights_source, "seconds": round(seconds, 2)}))
+        print(json.dumps({"fid": result.fid, "pred": args.pred, "ref": args.ref, "n_pred": result.n_pred,
+                          "n_ref": result.n_ref, "weights": inception.weights_source, "seconds": round(seconds, 2)}))
     else:
-        print(f"FID {score:.4f}  ({pred.count} predictions vs {ref.count or '?'} references, {seconds:.1f} s)")
+        print(f"FID {result.fid:.4f}  ({result.n_pred} predictions vs {result.n_ref or '?'} references, {seconds:.1f} s)")
     return 0

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write test_results/ only (skip the per-step strips: faster)")
     parser.add_argument("--strips", type=non_negative_int, default=None,
                         help="write the per-step strips for the first N images only (default: every image)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
     parser.add_argument("--vqgan-config", default=None, help="course-style VQGAN.yml (default: bundled)")
     parser.add_argument("--vqgan-weights", "--vqgan-ckpt-path", dest="vqgan_weights", default=None,
                         help="VQGAN.pt state dict (default: bundled)")
@@ -63,20 +64,21 @@ def decoding_settings_from_args(args: argparse.Namespace) -> DecodingSettings:
 
 def run(args: argparse.Namespace) -> int:
     settings = decoding_settings_from_args(args)  # first: a bad flag fails before any model or image is loaded
-    from labcore.data import InpaintingTestSet, normalization_for
-    from labcore.inpaint import inpaint_test_set
-    from labcore.maskgit import MaskGit
-    from labcore.runtime import pick_device, staged_output_dir
+    # torchvision and the models load only once the flags are valid (and never for --help):
+    from labcore.data import InpaintingTestSet, normalization_for  # lazy: see above
+    from labcore.inpaint import inpaint_test_set  # lazy: see above
+    from labcore.model_files import load_maskgit  # lazy: see above
+    from labcore.runtime import pick_device, staged_output_dir  # lazy: see above
 
     device = pick_device(args.device)
     # all or nothing: written into a temporary folder beside --output-dir, renamed when complete
     with staged_output_dir(args.output_dir, args.overwrite) as staging:
-        maskgit = MaskGit.from_files(args.vqgan_config, args.vqgan_weights, args.transformer_config,
-                                     args.transformer_weights)
+        maskgit = load_maskgit(args.vqgan_config, args.vqgan_weights, args.transformer_config,
+                               args.transformer_weights)
         test_set = InpaintingTestSet(args.data_root, normalization_for(maskgit.normalization, args.data_root))
         t0 = time.perf_counter()
         written = inpaint_test_set(maskgit, test_set, staging, settings, args.batch_size, args.limit,
-                                   not args.no_steps, device, strips=args.strips)
+                                   not args.no_steps, device, progress=not args.no_progress, strips=args.strips)
     seconds = time.perf_counter() - t0
     n = written["test_results"]
     print(f"inpainted {n} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} images/s) on {device}; "

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from labcore.paths import DEFAULT_TOKENS, REPO_ROOT, RUNS_DIR
-from labcore.runtime import pick_device, read_yaml_mapping
+from labcore.runtime import note, pick_device, read_yaml_mapping, set_threads
 from labcore.training import ensure_tokens, make_tokens, publish_run, resolve_config, train
 from labcore.training.config import PRESETS, TrainConfig, add_config_flags, add_run_arguments, flag_overrides
 from labcore.training.ddp import ddp_env
 from labcore.training.runs import prepare_run_dir
+from labcore.validate import one_of
 
 MODEL_FLAGS = {"dim": int, "n_layers": int, "hidden_dim": int, "num_heads": int, "dropout": float}
 
@@ -47,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model (override the preset and --config)")
     for name, typ in MODEL_FLAGS.items():
         model.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None, help=f"model {name}")
-    model.add_argument("--attention", choices=["fused", "explicit"], default=None,
+    model.add_argument("--attention", metavar="{fused,explicit}", default=None,
                        help="fused = F.scaled_dot_product_attention (default), explicit = the math")
     add_config_flags(parser, TrainConfig)
 
@@ -55,17 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def overrides(args: argparse.Namespace, run_dir: Path) -> tuple[str | Path | None, dict, dict]:
     """(config file, model overrides, train overrides); ``--resume`` keeps the run's own config.yml."""
     model_over = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
-    if args.attention:
-        model_over["fused_attention"] = args.attention == "fused"
+    if args.attention is not None:
+        model_over["fused_attention"] = one_of("attention", args.attention, ("fused", "explicit")) == "fused"
     train_over = flag_overrides(args, TrainConfig)
     if not args.resume:
         return args.config, model_over, train_over
-    if not (run_dir / "train_state.pt").is_file():
-        raise FileNotFoundError(f"--resume: no run to continue in {run_dir} (no train_state.pt)")
     if args.config or model_over:
         raise ValueError("--resume continues a run with its saved config.yml; drop --config/model options")
     if train_over:
-        print(f"note: --resume keeps the run's saved settings; ignoring {sorted(train_over)}")
+        note(f"--resume keeps the run's saved settings; ignoring {sorted(train_over)}")
     return run_dir / "config.yml", model_over, {}
 
 
@@ -81,8 +78,7 @@ def tokens_path(args: argparse.Namespace, run_dir: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.make_tokens:
         tokens = Path(args.tokens) if args.tokens else DEFAULT_TOKENS
         out = make_tokens(tokens, args.vqgan_config, args.vqgan_weights, args.data_root, device=args.device,
@@ -96,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"published {run_dir} -> {args.publish}.pt/.yml/_log.csv/_metrics.json: "
               f"val loss {metrics['val'].get('loss')}, masked-token accuracy {metrics['val'].get('accuracy')}")
         return 0
+    pick_device(args.device)                    # a bad device, an existing run or --resume without one:
+    if ddp_env()[0] == 0:                       # an error before any work (nothing deleted yet)
+        prepare_run_dir(run_dir, args.resume, args.overwrite)
     config_file, model_over, train_over = overrides(args, run_dir)
     model_dict, cfg, preset = resolve_config(args.preset, config_file, model_over, train_over)
-    pick_device(args.device)                    # a bad --device or an existing run fails before any work
-    if ddp_env()[0] == 0:
-        prepare_run_dir(run_dir, "train_state.pt", (), args.resume, args.overwrite)  # () : deletes nothing yet
     tokens = tokens_path(args, run_dir)
     result = train(run_dir, model_dict, cfg, tokens, preset=preset, resume=args.resume, overwrite=args.overwrite,
-                   device=args.device, stop_after=args.stop_after, progress=not args.no_progress)  # NaN: main's error line
+                   device=args.device, stop_after=args.stop_after,
+                   progress=not args.no_progress)  # a NaN loss: labcore.cli.main's one error line
     return 0 if result.step >= result.total_steps or args.stop_after else 3

@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from labcore.paths import RUNS_DIR
-from labcore.runtime import pick_device
+from labcore.runtime import set_threads
 from labcore.training import resolve_vqgan_config, train_vqgan
 from labcore.training.config import VQGAN_PRESETS, VQGANTrainConfig, add_config_flags, add_run_arguments, flag_overrides
 
@@ -27,18 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, VQGAN_PRESETS, "emoji64",
                       config_help="course-style VQGAN yml (model_param), optionally with preset and train "
                       "sections (default: the preset's small emoji64 config)",
-                      run_dir_help="run folder: last.pt (resume), best.pt (plain state dict, val-selected), vqgan.yml, "
-                      f"log.csv, samples/ (default: runs/{DEFAULT_RUN_DIR.name})",
+                      run_dir_help="run folder: last.pt / best.pt (plain state dicts: latest, val-selected), "
+                      "train_state.pt (resume), vqgan.yml, log.csv, samples/ "
+                      f"(default: runs/{DEFAULT_RUN_DIR.name})",
                       data_root_help="dataset root (emoji64 or the course's lab5_dataset)")
-    parser.add_argument("--out", dest="run_dir", help=argparse.SUPPRESS)  # deprecated spelling of --run-dir
     add_config_flags(parser, VQGANTrainConfig)
 
 
 def train_from_args(args: argparse.Namespace) -> dict:
     """Resolve preset <- --config <- flags (on --resume without --config: the run's vqgan.yml) and train."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pick_device(args.device)                    # a bad --device fails before the images are loaded
+    set_threads(args.threads)
     run_dir = Path(args.run_dir or DEFAULT_RUN_DIR)
     config_file = args.config
     if args.resume and config_file is None and (run_dir / "vqgan.yml").is_file():

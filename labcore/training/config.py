@@ -1,12 +1,14 @@
 """One config system for both training stages: preset <- ``--config`` YAML <- command-line flags.
 
 A stage's training settings are one dataclass (``TrainConfig`` for the stage-2 transformer,
-``VQGANTrainConfig`` for the stage-1 tokenizer), validated in ``__post_init__``. The same
-dataclass is the source of three things, so they cannot drift apart:
+``VQGANTrainConfig`` for the stage-1 tokenizer), validated in ``__post_init__`` with
+``labcore.validate`` (errors name the field). The same dataclass is the source of three things,
+so they cannot drift apart:
 
 - its flags: ``add_config_flags`` turns every field into ``--field-name`` (type from the
   annotation, help from ``field(metadata={"help": ...})``, default None so that only the flags
-  you give override anything); ``flag_overrides`` turns the parsed flags back into a dict;
+  you give override anything); ``flag_overrides`` turns the parsed flags back into a dict.
+  argparse only parses the text: the dataclass validates the values;
 - the ``train:`` section of a YAML config file (unknown keys are errors that name them);
 - the ``train`` section written into a run's own config file (``resume`` reads it back).
 
@@ -24,11 +26,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from labcore.paths import BUNDLED_VQGAN_CONFIG
+from labcore.model_files import read_vqgan_config, transformer_config, vqgan_config
+from labcore.paths import BUNDLED_VQGAN_CONFIG, EMOJI64_DIR
 from labcore.runtime import read_yaml_mapping
 from labcore.schedules import gamma
 from labcore.transformer import TransformerConfig
+from labcore.validate import integer, number, one_of
 from labcore.vqgan import VQGANConfig
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -36,6 +39,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def _help(text: str, **extra) -> dict:
     return {"metadata": {"help": text, **extra}}
+
+
+def _optional_integer(name: str, value, low: int) -> int | None:
+    return None if value is None else integer(name, value, low, allowed=f"an integer >= {low} or None")
 
 
 # ----------------------------------------------------------------------------- dataclass <-> flags
@@ -55,7 +62,8 @@ FLAGS_TITLE = "training (override the preset and --config; a preset may change t
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str = FLAGS_TITLE) -> None:
     """One ``--field-name`` flag per field of the dataclass ``cls`` (booleans get ``--no-...``
-    too); defaults are None so that ``flag_overrides`` returns only what was given."""
+    too); defaults are None so that ``flag_overrides`` returns only what was given. The choices
+    of a field show in the help; the dataclass checks them."""
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -65,8 +73,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str = FL
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs.update(type=kind, nargs=nargs, choices=f.metadata.get("choices"),
-                          metavar=f.name.upper() if nargs else None)
+            choices = f.metadata.get("choices")
+            metavar = "{" + ",".join(choices) + "}" if choices else (f.name.upper() if nargs else None)
+            kwargs.update(type=kind, nargs=nargs, metavar=metavar)
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
@@ -75,23 +84,14 @@ def flag_overrides(args: argparse.Namespace, cls: type) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
 
 
-class _Bf16Alias(argparse.Action):
-    """The deprecated ``--bf16 auto|on|off`` of train-vqgan, stored as ``--precision``."""
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        setattr(namespace, self.dest, {"auto": "auto", "on": "bf16", "off": "fp32"}[value])
-
-
 def add_run_arguments(parser: argparse.ArgumentParser, presets: dict, default_preset: str, config_help: str,
                       run_dir_help: str, data_root_help: str) -> None:
     """The flags both ``train`` and ``train-vqgan`` share, with the same names and meanings.
 
     ``--stop-after N`` stops this invocation once the run reaches total step N (state saved;
-    ``--resume`` continues); the old spellings stay as hidden aliases."""
-    from labcore.cli import positive_int
-    from labcore.paths import EMOJI64_DIR
-
-    parser.add_argument("--preset", choices=list(presets), default=default_preset, help="settings to start from")
+    ``--resume`` continues)."""
+    parser.add_argument("--preset", default=default_preset, metavar="{" + ",".join(presets) + "}",
+                        help=f"settings to start from (default: {default_preset})")
     parser.add_argument("--config", default=None, help=config_help)
     parser.add_argument("--run-dir", default=None, help=run_dir_help)
     parser.add_argument("--data-root", default=str(EMOJI64_DIR), help=data_root_help)
@@ -101,14 +101,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: dict, default_pr
                         help="stop this invocation once the run reaches total step STEP (state saved; --resume "
                         "continues)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm bars (logs still go to log.csv)")
-    # deprecated spellings (hidden): train-vqgan's old flags
-    parser.add_argument("--root", dest="data_root", help=argparse.SUPPRESS)
-    parser.add_argument("--quiet", dest="no_progress", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", dest="warmup_steps", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--bf16", dest="precision", choices=["auto", "on", "off"], action=_Bf16Alias,
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs still go to log.csv)")
 
 
 # ----------------------------------------------------------------------------- YAML files
@@ -169,29 +163,22 @@ class TrainConfig:
     save_every: int = field(default=500, **_help("steps between training-state saves (also every epoch)"))
 
     def __post_init__(self):
-        self.betas = tuple(float(b) for b in self.betas)
-        checks = {
-            "epochs": (self.epochs >= 1, ">= 1"), "batch_size": (self.batch_size >= 1, ">= 1"),
-            "grad_accum": (self.grad_accum >= 1, ">= 1"), "lr": (self.lr > 0, "> 0"),
-            "min_lr_factor": (0 <= self.min_lr_factor <= 1, "in [0, 1]"),
-            "warmup_steps": (self.warmup_steps >= 0, ">= 0"), "weight_decay": (self.weight_decay >= 0, ">= 0"),
-            "grad_clip": (self.grad_clip >= 0, ">= 0"), "label_smoothing": (0 <= self.label_smoothing < 1, "in [0, 1)"),
-            "ema": (0 <= self.ema < 1, "in [0, 1)"),
-            "precision": (self.precision in PRECISIONS, f"one of {PRECISIONS}"),
-            "val_batch_size": (self.val_batch_size >= 1, ">= 1"), "log_every": (self.log_every >= 1, ">= 1"),
-            "save_every": (self.save_every >= 1, ">= 1"),
-            "max_steps": (self.max_steps is None or self.max_steps >= 1, ">= 1 or None"),
-            "betas": (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)"),
-        }
-        _raise_invalid("train config", self, checks)
+        for name in ("epochs", "batch_size", "grad_accum", "val_batch_size", "log_every", "save_every"):
+            setattr(self, name, integer(name, getattr(self, name), 1))
+        self.max_steps = _optional_integer("max_steps", self.max_steps, 1)
+        self.warmup_steps = integer("warmup_steps", self.warmup_steps, 0)
+        self.seed = integer("seed", self.seed)
+        self.lr = number("lr", self.lr, 0, low_open=True)
+        self.min_lr_factor = number("min_lr_factor", self.min_lr_factor, 0, 1)
+        self.weight_decay = number("weight_decay", self.weight_decay, 0)
+        self.grad_clip = number("grad_clip", self.grad_clip, 0)
+        self.label_smoothing = number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
+        self.ema = number("ema", self.ema, 0, 1, high_open=True)
+        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = tuple(number("betas", b, 0, 1, high_open=True) for b in self.betas)
+        self.precision = one_of("precision", self.precision, PRECISIONS)
         gamma(self.schedule)  # raises, listing the choices, for an unknown schedule
-
-
-def _raise_invalid(what: str, cfg, checks: dict[str, tuple[bool, str]]) -> None:
-    """One ValueError naming every invalid field with its allowed range."""
-    bad = [f"{name}={getattr(cfg, name)!r} (must be {rule})" for name, (ok, rule) in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"{what}: invalid " + ", ".join(bad))
 
 
 PRESETS: dict[str, dict] = {
@@ -217,7 +204,7 @@ PRESETS: dict[str, dict] = {
 def _merge_model(base: dict, override: dict, source: str) -> dict:
     if not override:
         return base
-    TransformerConfig.from_dict({**TransformerConfig().__dict__, **override}, source)  # validates keys
+    transformer_config({**TransformerConfig().__dict__, **override}, source)  # validates keys
     return {**base, **override}
 
 
@@ -281,29 +268,29 @@ class VQGANTrainConfig:
                                                     "encoder outputs (0: never)"))
     augment: bool = field(default=True, **_help("random horizontal flips"))
     eval_every: int = field(default=200, **_help("val PSNR, best.pt and a sample grid every N steps"))
-    save_every: int = field(default=50, **_help("write last.pt every N steps"))
+    save_every: int = field(default=50, **_help("write last.pt and train_state.pt every N steps"))
     limit: int | None = field(default=None, **_help("use only the first N train images (tests, smoke runs)"))
     val_limit: int | None = field(default=None, **_help("use only the first N val images"))
-    seed: int = field(default=0, **_help("seed of the initialisation and the data order"))
+    seed: int = field(default=0, **_help("seed of the initialisation, the data order and the random draws"))
     precision: str = field(default="auto", **_help("auto: bf16 autocast on CUDA only (bf16 convolutions were "
                                                    "~15x slower than fp32 on a CPU), else fp32", choices=PRECISIONS))
 
     def __post_init__(self):
-        checks = {
-            "steps": (self.steps >= 1, ">= 1"), "batch_size": (self.batch_size >= 1, ">= 1"),
-            "lr": (self.lr > 0, "> 0"), "weight_decay": (self.weight_decay >= 0, ">= 0"),
-            "warmup_steps": (self.warmup_steps >= 0, ">= 0"), "grad_clip": (self.grad_clip > 0, "> 0"),
-            "l1": (self.l1 >= 0, ">= 0"), "l2": (self.l2 >= 0, ">= 0"), "disc_start": (self.disc_start >= -1, ">= -1"),
-            "disc_weight": (self.disc_weight >= 0, ">= 0"), "disc_width": (self.disc_width >= 1, ">= 1"),
-            "perceptual_weight": (self.perceptual_weight >= 0, ">= 0"),
-            "codebook_update": (self.codebook_update in ("ema", "grad"), "ema or grad"),
-            "ema_decay": (0 < self.ema_decay < 1, "in (0, 1)"), "restart_every": (self.restart_every >= 0, ">= 0"),
-            "eval_every": (self.eval_every >= 1, ">= 1"), "save_every": (self.save_every >= 1, ">= 1"),
-            "limit": (self.limit is None or self.limit >= 1, ">= 1 or None"),
-            "val_limit": (self.val_limit is None or self.val_limit >= 1, ">= 1 or None"),
-            "precision": (self.precision in PRECISIONS, f"one of {PRECISIONS}"),
-        }
-        _raise_invalid("train-vqgan config", self, checks)
+        for name in ("steps", "batch_size", "disc_width", "eval_every", "save_every"):
+            setattr(self, name, integer(name, getattr(self, name), 1))
+        for name in ("warmup_steps", "restart_every"):
+            setattr(self, name, integer(name, getattr(self, name), 0))
+        self.disc_start = integer("disc_start", self.disc_start, -1)
+        self.limit = _optional_integer("limit", self.limit, 1)
+        self.val_limit = _optional_integer("val_limit", self.val_limit, 1)
+        self.seed = integer("seed", self.seed)
+        self.lr = number("lr", self.lr, 0, low_open=True)
+        self.grad_clip = number("grad_clip", self.grad_clip, 0, low_open=True)
+        for name in ("weight_decay", "l1", "l2", "disc_weight", "perceptual_weight"):
+            setattr(self, name, number(name, getattr(self, name), 0))
+        self.ema_decay = number("ema_decay", self.ema_decay, 0, 1, low_open=True, high_open=True)
+        self.codebook_update = one_of("codebook_update", self.codebook_update, ("ema", "grad"))
+        self.precision = one_of("precision", self.precision, PRECISIONS)
 
 
 VQGAN_PRESETS: dict[str, dict] = {
@@ -324,7 +311,7 @@ def read_vqgan_config_file(path: str | Path) -> dict:
     optionally with ``preset``, ``model:`` (overrides model_param) and ``train:``; a run's own
     vqgan.yml (which adds ``normalization``) reads back the same way."""
     raw = read_yaml(path, "VQGAN config", {"preset", "model", "model_param", "train", "normalization"})
-    model = VQGANConfig.from_yaml(path).to_dict() if "model_param" in raw else {}
+    model = read_vqgan_config(path).to_dict() if "model_param" in raw else {}
     model.update(raw.get("model") or {})
     train, preset = _check_section(raw, Path(path), VQGANTrainConfig, VQGAN_PRESETS)
     return {"preset": preset, "model": model, "train": train}
@@ -341,6 +328,6 @@ def resolve_vqgan_config(preset: str = "emoji64", config_file: str | Path | None
     if unknown := sorted(set(model) - known):
         raise ValueError(f"{config_file or f'preset {preset}'}: unknown VQGAN model key(s) {unknown}; "
                          f"expected {sorted(known)}")
-    model_cfg = VQGANConfig(**model).validate(str(config_file or f"preset {preset}"))
+    model_cfg = vqgan_config(model, str(config_file or f"preset {preset}"))
     train = VQGANTrainConfig(**{**base["train"], **file_cfg["train"], **(train_overrides or {})})
     return model_cfg, train, preset

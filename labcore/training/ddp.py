@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass
@@ -62,6 +63,14 @@ def process_group(device: torch.device, requested: str = "auto"):
     finally:
         if joined and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def wrap(model: torch.nn.Module, ddp: DDP) -> torch.nn.Module:
+    """The module the training step calls: ``model`` under DistributedDataParallel (its gradients
+    all-reduced in backward) when there are several processes, else ``model`` itself."""
+    if not ddp.distributed:
+        return model
+    return DistributedDataParallel(model, device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None)
 
 
 def all_agree(flags: torch.Tensor, ddp: DDP) -> torch.Tensor:

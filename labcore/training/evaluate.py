@@ -18,8 +18,10 @@ import torch
 from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
-from labcore.data import InpaintingTestSet, Normalization
+from labcore import maskgit
+from labcore.data import InpaintingTestSet, Normalization, normalization_for
 from labcore.metrics import code_stats, psnr, ssim
+from labcore.model_files import load_vqgan
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
 from labcore.runtime import atomic_write_text, autocast, count_parameters, pick_device
 
@@ -33,11 +35,9 @@ def constant_ratio(ratio: float):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, tokens: torch.Tensor, mask_token_id: int, ratios=VAL_RATIOS,
-             batch_size: int = 100, seed: int = 1234, bf16: bool = False, progress: bool = False) -> dict:
+             batch_size: int = 100, seed: int = 1234, bf16: bool = False, progress: bool = True) -> dict:
     """Validation loss (plain cross-entropy on masked tokens) and masked-token accuracy at fixed
     mask ratios; masks are drawn from ``seed``, so every evaluation sees the same masks."""
-    from labcore.maskgit import mvtm_loss
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -48,7 +48,7 @@ def evaluate(model: torch.nn.Module, tokens: torch.Tensor, mask_token_id: int, r
         for start in tqdm(range(0, len(tokens), batch_size), desc=f"val r={ratio}", disable=not progress, leave=False):
             batch = tokens[start:start + batch_size].to(device)                 # (b, 256)
             with autocast(device, bf16):
-                out = mvtm_loss(model, batch, mask_token_id, constant_ratio(ratio), generator=generator)
+                out = maskgit.mvtm_loss(model, batch, mask_token_id, constant_ratio(ratio), generator=generator)
             loss_sum += out["loss"].item() * len(batch)
             acc_sum += out["accuracy"].item() * len(batch)
         metrics[f"loss@{ratio}"] = loss_sum / len(tokens)
@@ -61,12 +61,12 @@ def evaluate(model: torch.nn.Module, tokens: torch.Tensor, mask_token_id: int, r
 
 @torch.no_grad()
 def evaluate_images(model, images: torch.Tensor, norm: Normalization, batch_size: int = 100,
-                    device=torch.device("cpu"), desc: str | None = None) -> dict:
+                    device=torch.device("cpu"), progress: bool = True, desc: str = "eval-vqgan") -> dict:
     """PSNR / SSIM in [0,1] pixel space, code usage and perplexity, of encode -> decode_indices."""
     model.eval()
     psnrs, ssims, recons = [], [], []
     counts = torch.zeros(model.config.num_codebook_vectors, dtype=torch.long)       # (K,)
-    for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=desc is None):
+    for i in tqdm(range(0, len(images), batch_size), desc=desc, leave=False, disable=not progress):
         x = images[i:i + batch_size].to(device)                                      # (b,3,64,64)
         idx = model.encode_to_indices(x)                                             # (b,16,16)
         y = model.decode_indices(idx).float()                                        # (b,3,64,64)
@@ -95,13 +95,10 @@ def save_grid(originals01: torch.Tensor, recons01: torch.Tensor, path: Path, n: 
 
 def evaluate_test_set(config: str | Path, weights: str | Path, root: str | Path = EMOJI64_DIR,
                       out: str | Path = RESULTS_DIR / "vqgan_eval", batch_size: int = 100,
-                      limit: int | None = None, device: str = "auto") -> dict:
+                      limit: int | None = None, device: str = "auto", progress: bool = True) -> dict:
     """Reconstruct the test ground truth (normalised the way the tokenizer was trained,
     ``labcore.data.normalization_for``) and write OUT/metrics.json + OUT/recon_grid.png; returns
     the metrics."""
-    from labcore.data import normalization_for
-    from labcore.vqgan import load_vqgan
-
     device = pick_device(device)
     t0 = time.perf_counter()
     model = load_vqgan(config, weights, device)
@@ -110,14 +107,16 @@ def evaluate_test_set(config: str | Path, weights: str | Path, root: str | Path 
     n = len(test) if limit is None else min(limit, len(test))
     if test.target(0) is None:
         raise FileNotFoundError(f"{root}: the test set has no ground truth (ground_truth/ or test_gt.csv)")
-    images = torch.stack([test.target(i) for i in tqdm(range(n), desc="loading test ground truth", leave=False)])
-    stats = evaluate_images(model, images, test.normalization, batch_size, device, desc="eval-vqgan")
+    images = torch.stack([test.target(i) for i in tqdm(range(n), desc="loading test ground truth", leave=False,
+                                                       disable=not progress)])
+    stats = evaluate_images(model, images, test.normalization, batch_size, device, progress)
     out = Path(out)
     grid = save_grid(test.normalization.denormalize(images[:16]), stats.pop("recon_examples"), out / "recon_grid.png")
     weights = Path(weights)
     metrics = {**stats, "config": str(config), "weights": str(weights),
                "weights_mb": round(weights.stat().st_size / 2 ** 20, 3), "parameters": count_parameters(model),
                "load_seconds": round(load_seconds, 3), "test_root": str(root), "recon_grid": str(grid),
-               "model_param": model.config.to_dict(), "normalization_trained": None if model.normalization is None else asdict(model.normalization)}
+               "model_param": model.config.to_dict(),
+               "normalization_trained": None if model.normalization is None else asdict(model.normalization)}
     atomic_write_text(json.dumps(metrics, indent=2), out / "metrics.json")
     return metrics

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from labcore.model_files import load_transformer
 from labcore.paths import BUNDLED_TRANSFORMER_STEM, REPO_ROOT
 from labcore.runtime import atomic_save, atomic_write_text, count_parameters, load_file
 from labcore.training.evaluate import VAL_RATIOS
+from labcore.training.runs import STATE_FILE
 
 
 def publish_run(run_dir: str | Path, stem: str | Path = BUNDLED_TRANSFORMER_STEM) -> dict:
@@ -16,10 +18,8 @@ def publish_run(run_dir: str | Path, stem: str | Path = BUNDLED_TRANSFORMER_STEM
     course saves), its config to ``STEM.yml``, its training log to ``STEM_log.csv``, and write
     ``STEM_metrics.json`` (best validation loss / masked-token accuracy at the fixed mask ratios,
     parameters, steps). Every file is written to a temporary name and renamed. Returns the metrics."""
-    from labcore.transformer import load_transformer
-
     run_dir, stem = Path(run_dir), Path(stem)
-    state = load_file(run_dir / "train_state.pt", "training state")
+    state = load_file(run_dir / STATE_FILE, "training state")
     step, total = int(state["step"]), int(state["total_steps"])
     if step < total:
         raise ValueError(f"{run_dir}: the run stopped at step {step} of {total}; finish it "

@@ -1,5 +1,19 @@
-"""A run folder: refuse to clobber an existing run, start it again on request, and stop cleanly
-on SIGTERM / SIGINT (finish the step, save, exit: background-friendly). Both stages use these."""
+"""A run folder, the same for both training stages: what is in it, how it starts, saves, resumes
+and stops.
+
+- ``last.pt`` / ``best.pt``: the model's weights only, a plain state dict of CPU tensors (the
+  course's checkpoint format; ``torch.load(..., weights_only=True)`` opens it anywhere): the
+  latest weights (the EMA ones when an EMA of the weights is on) and those of the best validation;
+- ``train_state.pt``: everything to continue exactly: the weights being trained, optimizer, LR
+  schedule, step, EMA, best validation, the model and train configs. It is complete by itself,
+  so a crash between two writes never pairs a state with weights of another step. There is no
+  RNG state in it: every random draw of a step comes from ``labcore.runtime.seed_step``;
+- the run's config (``config.yml`` / ``vqgan.yml``: also a ``--config`` to resume with), ``log.csv``
+  and the stage's own outputs.
+
+``prepare_run_dir`` refuses to clobber a run, starts it again on request; ``StopRequested``
+turns SIGTERM / SIGINT into "finish the step, save, exit" (background-friendly).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +23,51 @@ import sys
 import threading
 from pathlib import Path
 
+from labcore.runtime import NonFiniteLoss, atomic_save, load_file
 
-def prepare_run_dir(run_dir: Path, marker: str, outputs: tuple[str, ...], resume: bool, overwrite: bool) -> None:
-    """Check ``run_dir`` against ``resume`` / ``overwrite``: an existing run (``marker`` file)
-    needs one of them; ``overwrite`` (without ``resume``) deletes ``outputs`` (files or folders); ``resume`` needs the
-    run. Call it on the main process only."""
-    state = run_dir / marker
+STATE_FILE = "train_state.pt"
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool, outputs: tuple[str, ...] = ()) -> None:
+    """Check ``run_dir`` against ``resume`` / ``overwrite``: an existing run (its train_state.pt)
+    needs one of them, ``resume`` needs the run; ``overwrite`` (without ``resume``) deletes
+    ``outputs`` (files or folders). Call it on the main process only."""
+    state = run_dir / STATE_FILE
     if state.exists() and not (resume or overwrite):
         raise FileExistsError(f"{run_dir} already holds a run: pass --resume to continue it "
                               "or --overwrite to start again")
     if resume and not state.exists():
-        raise FileNotFoundError(f"--resume: no training state at {state}")
+        raise FileNotFoundError(f"resume: no training state at {state}")
     if overwrite and not resume:
         for name in outputs:
             path = run_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def save_run(run_dir: Path, weights: dict, state: dict) -> None:
+    """``train_state.pt`` (``state``: everything to resume), then ``last.pt`` (``weights`` only)."""
+    atomic_save(state, run_dir / STATE_FILE)
+    atomic_save(weights, run_dir / "last.pt")
+
+
+def load_run_state(run_dir: Path, model_config: dict, total_steps: int, config_name: str) -> dict:
+    """The run's train_state.pt, refused when its model or its planned number of steps differs
+    from this invocation's (``config_name``: the run's own config file, which gives both)."""
+    path = run_dir / STATE_FILE
+    state = load_file(path, "training state")
+    if state.get("model_config") != model_config:
+        raise ValueError(f"{path}: the run's model config {state.get('model_config')} differs from {model_config}; "
+                         f"resume with the run's own {config_name}")
+    if int(state.get("total_steps", total_steps)) != total_steps:
+        raise ValueError(f"{path}: the run was planned for {state['total_steps']} steps, these settings give "
+                         f"{total_steps}; resume with the run's own {config_name}")
+    return state
+
+
+def non_finite(what: str, value: float, step: int, run_dir: Path) -> NonFiniteLoss:
+    """The error of a NaN / inf ``what`` at (1-based) ``step``: nothing of that step was saved."""
+    return NonFiniteLoss(f"{what} is {value} at step {step}; stopped without saving. The last good state is "
+                         f"{run_dir / STATE_FILE} (try a lower lr, or precision fp32)")
 
 
 class StopRequested:

@@ -7,10 +7,13 @@ Codebook health (``vqgan_losses``): the codebook starts from encoder outputs of 
 follows the running mean of the outputs assigned to each code (``codebook_update: ema``), codes
 unused for ``restart_every`` steps restart at random encoder outputs; usage / perplexity are logged.
 
-A run folder holds ``vqgan.yml`` (the course's ``model_param``, the Normalization it trained
-with, and this run's ``preset`` and ``train`` settings: it is both the tokenizer's config and a
-``--config`` for ``train-vqgan``), ``last.pt`` (everything to resume exactly, RNG included),
-``best.pt`` (plain state dict, the course's format, the best val PSNR), ``log.csv``, ``samples/``.
+``train_vqgan`` is the loop on one page, as stage 2's ``train``: batch -> losses -> step -> codebook
+health -> evaluate -> log -> save, the same run folder convention (``labcore.training.runs``) and
+the same exact resume (``runtime.seed_step``). A run folder holds ``vqgan.yml`` (the course's
+``model_param``, the Normalization it trained with, and this run's ``preset`` and ``train``
+settings: it is both the tokenizer's config and a ``--config`` for ``train-vqgan``), ``last.pt`` /
+``best.pt`` (plain state dicts, the course's format: the latest weights, the best val PSNR),
+``train_state.pt`` (everything to resume exactly), ``log.csv``, ``samples/``.
 
 The bundled tokenizer (data/checkpoints/vqgan_emoji64.*: 3.76M parameters, the config's
 64-64-64-128 channels) was trained on one GPU (an H200, 2.1 minutes, bf16) with
@@ -33,7 +36,6 @@ faster per step than two oversubscribed ones.
 """
 
 from __future__ import annotations
-
 import math
 import time
 from dataclasses import asdict
@@ -45,21 +47,92 @@ import yaml
 from tqdm.auto import tqdm
 
 from labcore import runtime
-from labcore.data import (Normalization, emoji64_dataset, find_image_root, list_images, load_normalization,
-                          read_image)
+from labcore.data import Normalization, emoji64_dataset, load_normalization
+from labcore.dataset_files import find_image_root, list_images, read_image
 from labcore.metrics import code_stats
 from labcore.paths import EMOJI64_DIR
 from labcore.training.config import VQGANTrainConfig
 from labcore.training.evaluate import evaluate_images, save_grid
 from labcore.training.precision import use_bf16
-from labcore.training.runs import prepare_run_dir
+from labcore.training.runs import STATE_FILE, StopRequested, load_run_state, non_finite, prepare_run_dir, save_run
 from labcore.training.vqgan_losses import (EMACodebook, PatchDiscriminator, VGGPerceptual, adaptive_weight,
                                            init_codebook_from_data, restart_dead_codes)
+from labcore.validate import integer
 from labcore.vqgan import VQGAN, VQGANConfig
 
-OUTPUTS = ("last.pt", "best.pt", "log.csv", "vqgan.yml", "samples")
+OUTPUTS = (STATE_FILE, "last.pt", "best.pt", "log.csv", "vqgan.yml", "samples")
 LOG_FIELDS = ["step", "epoch", "lr", "loss", "l1", "l2", "vq", "perceptual", "g_loss", "d_loss", "disc_factor",
               "usage", "perplexity", "restarted", "val_psnr", "seconds"]
+
+
+def train_vqgan(run_dir: str | Path, model_cfg: VQGANConfig, cfg: VQGANTrainConfig,
+                data_root: str | Path = EMOJI64_DIR, preset: str = "emoji64", resume: bool = False,
+                overwrite: bool = False, stop_after: int | None = None, device: str = "auto",
+                progress: bool = True) -> dict:
+    """Train (or resume) a run in ``run_dir``; returns a summary dict. ``stop_after`` ends this
+    invocation once the run reaches that total step (state saved; ``resume`` continues).
+    Raises runtime.NonFiniteLoss on a NaN loss (train_state.pt then still holds the last good state)."""
+    run_dir = Path(run_dir)
+    stop_after = None if stop_after is None else integer("stop_after", stop_after, 1)
+    device = runtime.pick_device(device)                          # bad settings fail before any file changes
+    prepare_run_dir(run_dir, resume, overwrite, OUTPUTS)
+    run = Stage1Run(run_dir, model_cfg, cfg, Path(data_root), device, preset, resume, progress)
+    stop_at = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(total=cfg.steps, initial=run.step, desc="train-vqgan", disable=not progress, dynamic_ncols=True)
+    t0, losses, stopped = time.time(), [], False
+    with StopRequested() as stop:
+        while run.step < stop_at and not stopped:
+            gen = runtime.seed_step(cfg.seed, run.step)          # this step's flips and codebook restarts
+            x = batch_at(run.train_images, run.step, cfg.batch_size, cfg.seed, gen if cfg.augment else None)
+            x = x.to(run.device)                                  # (B,3,64,64)
+            out = run.generator_step(x)                           # encode -> quantise -> decode -> losses -> AdamW
+            if run.disc is not None and run.step >= cfg.disc_start:
+                out["d_loss"] = run.discriminator_step(x, out["decoded"])    # the PatchGAN's hinge loss
+            run.step, stopped = run.step + 1, stop.flag
+            health = run.codebook_health(out["indices"], x)      # (usage, perplexity, codes restarted)
+            evaluated = run.step % cfg.eval_every == 0 or run.step == cfg.steps
+            if evaluated:
+                run.validate()                                    # val PSNR, a sample grid, best.pt
+            run.log_row(out, health, evaluated, time.time() - t0)
+            if run.step % cfg.save_every == 0 or run.step == stop_at or stopped:
+                run.save()
+            losses.append(out["loss"].item())
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", use=f"{health[0]:.2f}", ppl=f"{health[1]:.0f}",
+                            val=f"{run.val_psnr:.2f}")
+    bar.close()
+    return {"step": run.step, "best_val_psnr": run.best_psnr, "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None, "seconds": time.time() - t0, "out": str(run_dir)}
+
+
+def batch_at(images: torch.Tensor, step: int, batch_size: int, seed: int,
+             gen: torch.Generator | None = None) -> torch.Tensor:
+    """Batch ``step`` of a per-epoch shuffle drawn from (seed, epoch): a pure function of the step,
+    so a resumed run sees the batches of the run that never stopped; with ``gen``, random
+    horizontal flips (the augmentation)."""
+    per_epoch = max(1, len(images) // batch_size)
+    epoch, i = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    idx = torch.randperm(len(images), generator=g)[i * batch_size:(i + 1) * batch_size]  # (B,)
+    x = images[idx]                                                                        # (B,3,64,64)
+    if gen is not None:
+        flip = torch.rand(len(idx), generator=gen) < 0.5                                   # (B,)
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)                             # (B,3,64,64)
+    return x
+
+
+def load_split(split: str, root: Path, limit: int | None = None,
+               progress: bool = True) -> tuple[torch.Tensor, Normalization]:
+    """All images of a split as one normalised tensor (N,3,64,64); emoji64 fits in memory."""
+    if limit is None:
+        ds = emoji64_dataset(split, root)
+        files, norm = ds.files, ds.normalization
+    else:  # a subset: read only its files (tests, smoke runs)
+        files, norm = list_images(find_image_root(root) / split)[:limit], load_normalization(split, root)
+    to_tensor = norm.transform()
+    images = torch.stack([to_tensor(read_image(f))
+                          for f in tqdm(files, desc=f"loading {split}", leave=False, disable=not progress)])
+    return images, norm  # (N,3,64,64) normalised
 
 
 def write_vqgan_config(cfg: VQGANConfig, path: Path, normalization: Normalization | None = None,
@@ -74,62 +147,21 @@ def write_vqgan_config(cfg: VQGANConfig, path: Path, normalization: Normalizatio
     return runtime.atomic_write_text(yaml.safe_dump(doc, sort_keys=False), path)
 
 
-def load_split(split: str, root: Path, limit: int | None = None) -> tuple[torch.Tensor, Normalization]:
-    """All images of a split as one normalised tensor (N,3,64,64); emoji64 fits in memory."""
-    if limit is None:
-        ds = emoji64_dataset(split, root)
-        files, norm = ds.files, ds.normalization
-    else:  # a subset: read only its files (tests, smoke runs)
-        files, norm = list_images(find_image_root(root) / split)[:limit], load_normalization(split, root)
-    to_tensor = norm.transform()
-    images = torch.stack([to_tensor(read_image(f)) for f in tqdm(files, desc=f"loading {split}", leave=False)])
-    return images, norm  # (N,3,64,64) normalised
-
-
-def batch_at(images: torch.Tensor, step: int, batch_size: int, seed: int, augment: bool) -> torch.Tensor:
-    """Batch ``step`` of a seeded per-epoch shuffle (a pure function of the step: exact resume)."""
-    per_epoch = max(1, len(images) // batch_size)
-    epoch, i = divmod(step, per_epoch)
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    idx = torch.randperm(len(images), generator=g)[i * batch_size:(i + 1) * batch_size]  # (B,)
-    x = images[idx]                                                                        # (B,3,64,64)
-    if augment:
-        flip = torch.rand(len(idx), generator=torch.Generator().manual_seed(seed * 7919 + step + 1)) < 0.5  # (B,)
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)                             # (B,3,64,64)
-    return x
-
-
-def train_vqgan(run_dir: str | Path, model_cfg: VQGANConfig, cfg: VQGANTrainConfig,
-                data_root: str | Path = EMOJI64_DIR, preset: str = "emoji64", resume: bool = False,
-                overwrite: bool = False, stop_after: int | None = None, device: str = "auto",
-                progress: bool = True) -> dict:
-    """Train (or resume) a run in ``run_dir``; returns a summary dict. ``stop_after`` ends this
-    invocation once the run reaches that total step (last.pt written; ``resume`` continues).
-    Raises runtime.NonFiniteLoss on a NaN loss (last.pt then still holds the last good state)."""
-    run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, "last.pt", OUTPUTS, resume, overwrite)
-    trainer = Stage1Trainer(run_dir, model_cfg, cfg, Path(data_root), device, preset)
-    trainer.start(resume)
-    return trainer.fit(stop_after, progress)
-
-
-class Stage1Trainer:
-    """One stage-1 run: the VQGAN, its AdamW and schedule, the optional discriminator and
-    perceptual loss, the EMA codebook and usage counts; ``fit`` runs the loop."""
+class Stage1Run:
+    """The objects of one stage-1 run (the VQGAN, its AdamW and schedule, the optional
+    discriminator and perceptual loss, the EMA codebook and usage counts, the images, the log)
+    and its parts of a step: the generator's and the discriminator's, codebook health, validation."""
 
     def __init__(self, run_dir: Path, model_cfg: VQGANConfig, cfg: VQGANTrainConfig, data_root: Path,
-                 device: str, preset: str):
+                 device: torch.device, preset: str, resume: bool, progress: bool = True):
         self.run_dir, self.model_cfg, self.cfg = run_dir, model_cfg, cfg
-        self.device = runtime.pick_device(device)
+        self.device = device
         self.bf16 = use_bf16(cfg.precision, self.device, cpu_ok=False)
-        self.last_path, self.best_path = run_dir / "last.pt", run_dir / "best.pt"
-        runtime.seed_everything(cfg.seed)
-        self.train_images, train_norm = load_split("train", data_root, cfg.limit)
-        self.val_images, self.val_norm = load_split("val", data_root, cfg.val_limit)
-        write_vqgan_config(model_cfg, run_dir / "vqgan.yml", train_norm, cfg, preset)
+        runtime.seed_everything(cfg.seed)                                  # the initial weights
+        self.train_images, train_norm = load_split("train", data_root, cfg.limit, progress)
+        self.val_images, self.val_norm = load_split("val", data_root, cfg.val_limit, progress)
         self.model = VQGAN(model_cfg).to(self.device)
-        # with the EMA update the codebook is not a parameter of the optimiser
-        ema_codes = cfg.codebook_update == "ema"
+        ema_codes = cfg.codebook_update == "ema"       # with the EMA update the codebook is not the optimiser's
         trained = [(n, p) for n, p in self.model.named_parameters() if not (ema_codes and "codebook" in n)]
         decay = [p for n, p in trained if p.ndim > 1 and "codebook" not in n]
         no_decay = [p for n, p in trained if p.ndim <= 1 or "codebook" in n]
@@ -142,54 +174,43 @@ class Stage1Trainer:
             self.disc_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         self.perceptual = VGGPerceptual(cfg.vgg_weights, train_norm).to(self.device) if cfg.vgg_weights else None
         self.usage = torch.zeros(model_cfg.num_codebook_vectors, dtype=torch.long)   # (K,) since the last restart
-        self.ema = None
-        self.step, self.best_psnr, self.val_psnr = 0, -math.inf, float("nan")
-
-    def resume(self) -> None:
-        """Everything of last.pt, RNG state included (same model and step count only)."""
-        ck = runtime.load_file(self.last_path, what="training checkpoint")
-        if ck.get("config") != self.model_cfg.to_dict():
-            raise ValueError(f"{self.last_path}: the run's model config {ck.get('config')} differs from "
-                             f"{self.model_cfg.to_dict()}; resume with the run's own vqgan.yml")
-        planned = (ck.get("train_config") or {}).get("steps", self.cfg.steps)
-        if planned != self.cfg.steps:
-            raise ValueError(f"{self.last_path}: the run was planned for {planned} steps, not --steps {self.cfg.steps}")
-        self.model.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        if self.disc is not None and "disc" in ck:
-            self.disc.load_state_dict(ck["disc"])
-            self.disc_opt.load_state_dict(ck["disc_optimizer"])
-        self.usage, self.step, self.best_psnr = ck["usage"], ck["step"], ck["best_psnr"]
-        if self.cfg.codebook_update == "ema":
-            self.ema = EMACodebook(self.model.codebook.embedding.weight, self.cfg.ema_decay)
-            self.ema.load_state_dict(ck["ema"])
-        runtime.set_rng_state(ck["rng"])
-
-    def start(self, resume: bool) -> None:
-        """Resume, or start the codebook at encoder outputs of the first batch; open log.csv."""
-        cfg = self.cfg
+        self.step, self.best_psnr, self.val_psnr, self.ema = 0, -math.inf, float("nan"), None
         if resume:
             self.resume()
-        else:
-            first = batch_at(self.train_images, 0, cfg.batch_size, cfg.seed, False).to(self.device)  # (B,3,64,64)
+        else:  # the codebook starts at encoder outputs of the first batch
+            first = batch_at(self.train_images, 0, cfg.batch_size, cfg.seed).to(self.device)  # (B,3,64,64)
             init_codebook_from_data(self.model, first)
-            if cfg.codebook_update == "ema":
+            if ema_codes:
                 self.ema = EMACodebook(self.model.codebook.embedding.weight, cfg.ema_decay)
-        self.log = runtime.CSVLog(self.run_dir / "log.csv", LOG_FIELDS, resume_step=self.step if resume else None)
+        write_vqgan_config(model_cfg, run_dir / "vqgan.yml", train_norm, cfg, preset)
+        self.log = runtime.CSVLog(run_dir / "log.csv", LOG_FIELDS, resume_step=self.step if resume else None)
 
-    def save_last(self) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "scheduler": self.sched.state_dict(), "step": self.step, "rng": runtime.rng_state(),
-                 "usage": self.usage, "best_psnr": self.best_psnr, "config": self.model_cfg.to_dict(),
-                 "train_config": asdict(self.cfg)}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        if self.disc is not None:
-            state.update(disc=self.disc.state_dict(), disc_optimizer=self.disc_opt.state_dict())
-        runtime.atomic_save(state, self.last_path)
+    def resume(self) -> None:
+        """Weights, optimizers, schedule, EMA codebook, usage counts, step and best val PSNR of train_state.pt."""
+        state = load_run_state(self.run_dir, asdict(self.model_cfg), self.cfg.steps, "vqgan.yml")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        if self.disc is not None and state.get("disc") is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.disc_opt.load_state_dict(state["disc_optimizer"])
+        self.usage, self.step, self.best_psnr = state["usage"], int(state["step"]), float(state["best"]["val_psnr"])
+        if self.cfg.codebook_update == "ema":
+            self.ema = EMACodebook(self.model.codebook.embedding.weight, self.cfg.ema_decay)
+            self.ema.load_state_dict(state["ema"])
 
-    # ------------------------------------------------------------------------- one step
+    def save(self) -> None:
+        """last.pt (the VQGAN's weights) and train_state.pt (everything to resume exactly)."""
+        save_run(self.run_dir, self.model.state_dict(), {
+            "step": self.step, "total_steps": self.cfg.steps, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None, "usage": self.usage,
+            "disc": self.disc.state_dict() if self.disc is not None else None,
+            "disc_optimizer": self.disc_opt.state_dict() if self.disc is not None else None,
+            "best": {"val_psnr": self.best_psnr}, "model_config": asdict(self.model_cfg),
+            "train_config": asdict(self.cfg)})
+
+    # ------------------------------------------------------------------------- the parts of a step
 
     def losses(self, x: torch.Tensor) -> dict:
         """Forward pass and every loss term of the generator (encoder, codebook, decoder) on x (B,3,64,64)."""
@@ -214,14 +235,13 @@ class Stage1Trainer:
     def generator_step(self, x: torch.Tensor) -> dict:
         """One AdamW step of the VQGAN (and the EMA codebook update); NonFiniteLoss before any change."""
         out = self.losses(x)
-        where = f"at step {self.step}; stopped without saving, the last good checkpoint is {self.last_path}"
         if not torch.isfinite(out["loss"]):
-            raise runtime.NonFiniteLoss(f"loss is {out['loss'].item()} {where}")
+            raise non_finite("loss", out["loss"].item(), self.step + 1, self.run_dir)
         self.opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         if not torch.isfinite(grad_norm):
-            raise runtime.NonFiniteLoss(f"gradient norm is {grad_norm.item()} {where}")
+            raise non_finite("gradient norm", grad_norm.item(), self.step + 1, self.run_dir)
         self.opt.step()
         self.sched.step()
         if self.ema is not None:
@@ -250,52 +270,20 @@ class Stage1Trainer:
 
     def validate(self) -> None:
         """Val PSNR, a sample grid, and best.pt (a plain state dict, like the course's VQGAN.pt) when it improved."""
-        stats = evaluate_images(self.model, self.val_images, self.val_norm, device=self.device)
+        stats = evaluate_images(self.model, self.val_images, self.val_norm, device=self.device, progress=False)
         self.val_psnr = stats["psnr"]
         save_grid(self.val_norm.denormalize(self.val_images[:16]), stats["recon_examples"],
                   self.run_dir / "samples" / f"step_{self.step:06d}.png")
         if self.val_psnr > self.best_psnr:
             self.best_psnr = self.val_psnr
-            runtime.atomic_save(self.model.state_dict(), self.best_path)
+            runtime.atomic_save(self.model.state_dict(), self.run_dir / "best.pt")
 
-    def train_step(self) -> dict:
-        """One step: generator, discriminator, codebook health, validation when due; a log.csv row."""
-        cfg = self.cfg
-        self.model.train()
-        x = batch_at(self.train_images, self.step, cfg.batch_size, cfg.seed, cfg.augment).to(self.device)  # (B,3,64,64)
-        out = self.generator_step(x)
-        if self.disc is not None and self.step >= cfg.disc_start:
-            out["d_loss"] = self.discriminator_step(x, out["decoded"])
-        self.step += 1
-        share, perplexity, restarted = self.codebook_health(out["indices"], x)
-        evaluated = self.step % cfg.eval_every == 0 or self.step == cfg.steps
-        if evaluated:
-            self.validate()
-        per_epoch = max(1, len(self.train_images) // cfg.batch_size)
+    def log_row(self, out: dict, health: tuple[float, float, int], evaluated: bool, seconds: float) -> None:
+        """A log.csv row: every loss term, the LR, codebook health, the val PSNR when measured."""
+        share, perplexity, restarted = health
+        per_epoch = max(1, len(self.train_images) // self.cfg.batch_size)
         terms = {k: f"{out[k].item():.5f}" for k in ("loss", "l1", "l2", "vq", "g_loss", "d_loss")}
         self.log.log(step=self.step, epoch=f"{self.step / per_epoch:.3f}", lr=f"{self.sched.get_last_lr()[0]:.3e}",
                      perceptual=f"{float(out['perceptual']):.5f}", disc_factor=f"{float(out['disc_factor']):.4f}",
                      usage=f"{share:.4f}", perplexity=f"{perplexity:.2f}", restarted=restarted,
-                     val_psnr=f"{self.val_psnr:.3f}" if evaluated else "", seconds=f"{time.time() - self.t0:.1f}",
-                     **terms)
-        return dict(loss=out["loss"].item(), use=share, ppl=perplexity)
-
-    def fit(self, stop_after: int | None = None, progress: bool = True) -> dict:
-        """Steps until ``cfg.steps`` or the total step ``stop_after``; last.pt every ``save_every``
-        steps and at the end."""
-        cfg = self.cfg
-        stop_at = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-        self.t0, first_loss, last_loss = time.time(), None, None
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train-vqgan", disable=not progress, dynamic_ncols=True)
-        while self.step < stop_at:
-            shown = self.train_step()
-            first_loss = first_loss if first_loss is not None else shown["loss"]
-            last_loss = shown["loss"]
-            if self.step % cfg.save_every == 0 or self.step == stop_at:
-                self.save_last()
-            bar.update(1)
-            bar.set_postfix(loss=f"{shown['loss']:.4f}", use=f"{shown['use']:.2f}", ppl=f"{shown['ppl']:.0f}",
-                            val=f"{self.val_psnr:.2f}")
-        bar.close()
-        return {"step": self.step, "best_val_psnr": self.best_psnr, "first_loss": first_loss, "last_loss": last_loss,
-                "seconds": time.time() - self.t0, "out": str(self.run_dir)}
+                     val_psnr=f"{self.val_psnr:.3f}" if evaluated else "", seconds=f"{seconds:.1f}", **terms)

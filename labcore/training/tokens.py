@@ -13,10 +13,13 @@ import hashlib
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from labcore.data import emoji64_dataset, normalization_for
+from labcore.model_files import load_config_normalization, load_vqgan
 from labcore.paths import BUNDLED_VQGAN_CONFIG, BUNDLED_VQGAN_WEIGHTS, DEFAULT_TOKENS, EMOJI64_DIR, REPO_ROOT
-from labcore.runtime import atomic_save, load_file, pick_device
+from labcore.runtime import atomic_save, load_file, note, pick_device
 
 
 def file_sha256(path: str | Path) -> str:
@@ -35,16 +38,15 @@ def make_tokens(out_path: str | Path = DEFAULT_TOKENS, vqgan_config: str | Path 
     """Encode the train and val images once with the frozen VQGAN (bundled by default) and save
     ``{train (N,256) long, train_flip (N,256) long, val (M,256) long, num_codebook_vectors,
     tokenizer_sha256, ...}`` atomically. ``limit`` keeps the first images of each split (tests)."""
-    from labcore.vqgan import load_vqgan
-
     if (vqgan_config is None) != (vqgan_weights is None):
-        raise ValueError("give both --vqgan-config and --vqgan-weights, or neither (the bundled tokenizer)")
+        raise ValueError("give both vqgan_config and vqgan_weights, or neither (the bundled tokenizer)")
     vqgan_config = Path(vqgan_config or BUNDLED_VQGAN_CONFIG)
     vqgan_weights = Path(vqgan_weights or BUNDLED_VQGAN_WEIGHTS)
     vqgan = load_vqgan(vqgan_config, vqgan_weights, device=pick_device(device))
     out: dict = {"num_codebook_vectors": int(vqgan.config.num_codebook_vectors),
                  "tokenizer_sha256": file_sha256(vqgan_weights), "tokenizer_config": str(vqgan_config),
-                 "data_root": str(data_root), "normalization": _normalization_record(getattr(vqgan, "normalization", None))}
+                 "data_root": str(data_root),
+                 "normalization": _normalization_record(getattr(vqgan, "normalization", None))}
     for split in ("train", "val"):
         out[split], flipped = encode_split(vqgan, split, data_root, flip and split == "train", limit, batch_size,
                                            progress)
@@ -59,10 +61,6 @@ def encode_split(vqgan, split: str, data_root: str | Path = EMOJI64_DIR, flip: b
                  limit: int | None = None, batch_size: int = 64, progress: bool = True):
     """Token ids (N, 256) of one split's images (and of their mirror images when ``flip``, else None),
     encoded by ``vqgan`` on its own device."""
-    from torch.utils.data import DataLoader, Subset
-
-    from labcore.data import emoji64_dataset, normalization_for
-
     norm = normalization_for(getattr(vqgan, "normalization", None), data_root, split)  # the tokenizer's own
     dataset = emoji64_dataset(split, root=data_root, normalization=norm)
     if limit is not None:
@@ -107,8 +105,6 @@ def load_tokens(path: str | Path) -> dict:
 
 def _still_current(stored: dict) -> bool:
     """Made by the bundled tokenizer as it is now: same weights, same recorded normalisation."""
-    from labcore.vqgan import load_config_normalization
-
     current = _normalization_record(load_config_normalization(BUNDLED_VQGAN_CONFIG))
     return (stored.get("tokenizer_sha256") == file_sha256(BUNDLED_VQGAN_WEIGHTS)
             and stored.get("normalization", "missing") == current)
@@ -127,11 +123,11 @@ def ensure_tokens(path: str | Path | None, progress: bool = True) -> Path:
         stored = load_file(path, "tokens file")
         if not isinstance(stored, dict) or not BUNDLED_VQGAN_WEIGHTS.is_file() or _still_current(stored):
             return path
-        print(f"the bundled tokenizer (or its normalisation) changed since {path.relative_to(REPO_ROOT)} was made: "
-              "encoding the images again")
+        note(f"the bundled tokenizer (or its normalisation) changed since {path.relative_to(REPO_ROOT)} was made: "
+             "encoding the images again")
     elif not BUNDLED_VQGAN_WEIGHTS.is_file():
         raise FileNotFoundError(f"no tokens file ({path}) and no bundled tokenizer ({BUNDLED_VQGAN_WEIGHTS}) "
                                 "to make it")
-    print(f"encoding emoji64 train/val with the bundled tokenizer -> {path.relative_to(REPO_ROOT)} (once)")
+    note(f"encoding emoji64 train/val with the bundled tokenizer -> {path.relative_to(REPO_ROOT)} (once)")
     make_tokens(path, progress=progress)
     return path

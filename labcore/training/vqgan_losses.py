@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.models import vgg16
 
 from labcore.data import Normalization
 from labcore.runtime import load_file
@@ -45,7 +46,6 @@ class VGGPerceptual(nn.Module):
 
     def __init__(self, weights_path: str, normalization: Normalization):
         super().__init__()
-        from torchvision.models import vgg16
         vgg = vgg16()
         vgg.load_state_dict(load_file(weights_path, what="VGG16 weights"))
         self.features = vgg.features[:30].eval().requires_grad_(False)
@@ -55,7 +55,8 @@ class VGGPerceptual(nn.Module):
         self.imagenet = imagenet
 
     def forward(self, x, y):
-        h = torch.cat([self.imagenet.normalize(self.norm.denormalize(x)), self.imagenet.normalize(self.norm.denormalize(y))])
+        h = torch.cat([self.imagenet.normalize(self.norm.denormalize(x)),
+                       self.imagenet.normalize(self.norm.denormalize(y))])            # (2B, 3, H, W)
         loss = 0.0
         for i, layer in enumerate(self.features):
             h = layer(h)

@@ -1,0 +1,35 @@
+"""Checkers of the students' exercises: run your function or module on small fixed cases, judge
+properties (not labcore's random stream), and name the classic mistake when something is off.
+
+Each checker returns a ``CheckResult``: ``passed`` (also its truth value), ``mistakes`` (stable ids
+of ``labcore.checkers.mistakes.MISTAKES``, each with a one-line explanation and the fix) and a short
+report (``print(result)``). ``yours_or_reference(result, yours, labcore_s, "what")`` picks the
+student's piece for the rest of a notebook once it passed, labcore's otherwise (one line says which).
+
+====================  =============================================  ==========================
+exercise              checker                                        notebook
+====================  =============================================  ==========================
+1 attention           ``check_attention(MultiHeadAttention)``        01_multi_head_attention
+2 encode              ``check_encode_to_z(encode_to_z)``             00_tokens
+3 gamma               ``check_gamma(gamma_func)``                    02_train_stage2
+4 masking             ``check_masking(mask_tokens, masked_loss)``    02_train_stage2
+5 loop                ``check_training_loop(configure_optimizers,    02_train_stage2
+                      train_one_epoch)``
+6 decode              ``check_decode_step(decode_step)``             03_iterative_decoding
+7 frechet             ``check_frechet_distance(frechet_distance)``   04_fid
+====================  =============================================  ==========================
+"""
+
+from labcore.checkers.attention import check_attention, copy_into_torch_mha
+from labcore.checkers.decoding import check_decode_step
+from labcore.checkers.frechet import check_frechet_distance
+from labcore.checkers.masking import check_masking
+from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of, table_markdown
+from labcore.checkers.report import CheckResult, yours_or_reference
+from labcore.checkers.schedules import check_gamma
+from labcore.checkers.tokens import check_encode_to_z
+from labcore.checkers.training import check_training_loop
+
+__all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_decode_step",
+           "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_masking", "check_training_loop",
+           "copy_into_torch_mha", "mistakes_of", "table_markdown", "yours_or_reference"]

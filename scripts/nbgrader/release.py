@@ -1,0 +1,34 @@
+"""`make student`: the student version of the lab, made by nbgrader's generate_assignment.
+
+    python scripts/nbgrader/release.py                   # notebooks/NN_*.ipynb -> student/
+    python scripts/nbgrader/release.py --out DIR NB...   # other notebooks, another folder
+
+The clean release (for a TA to hand out) is ROOT/release/maskgit_lab/ (ROOT: build/nbgrader/);
+it is also copied into --out, where a notebook that is already there is never overwritten: that is
+the student's work (delete it to get a fresh copy). The notebooks run with the repository's .venv
+kernel: they `import labcore`, which finds the bundled data by itself.
+"""
+
+import argparse
+from pathlib import Path
+
+import course
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="release.py", description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="solved notebooks (default: notebooks/NN_*.ipynb)")
+    parser.add_argument("--out", type=Path, default=course.REPO / "student", help="the student's folder (default: student/)")
+    parser.add_argument("--root", type=Path, default=course.DEFAULT_ROOT, help="nbgrader course folder (default: build/nbgrader/)")
+    args = parser.parse_args(argv)
+    released = course.release(args.notebooks, args.root)
+    copied = course.copy_missing(released, args.out)
+    for nb in copied:
+        print(f"new  {course._shown(nb.resolve())}")
+    print(f"release (to hand out): {course._shown(released.resolve())}/")
+    print(f"work in it:            .venv/bin/jupyter lab {course._shown(args.out.resolve())}/")
+    print(f"check your work:       make autograde-check")
+
+
+if __name__ == "__main__":
+    main()
