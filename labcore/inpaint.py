@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from labcore.data import collate_test
 from labcore.dataset_files import image_number
-from labcore.decoding import DecodingSettings
+from labcore.decoding import DecodingSettings, decode_step
 from labcore.maskgit import InpaintResult, MaskGit
 from labcore.validate import integer
 
@@ -43,12 +43,15 @@ def _strip(frames: torch.Tensor) -> torch.Tensor:
 
 def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, settings: DecodingSettings | None = None,
                      batch_size: int = 32, limit: int | None = None, steps: bool = True,
-                     device: torch.device | str = "cpu", progress: bool = True, strips: int | None = None) -> dict:
+                     device: torch.device | str = "cpu", progress: bool = True, strips: int | None = None,
+                     step=decode_step) -> dict:
     """Inpaint ``test_set`` (a ``labcore.data.InpaintingTestSet``) with ``settings`` (default: the
     defaults) and write the course's folders. One random stream, seeded with the settings' seed,
     runs through every batch. ``steps=False`` writes test_results/ only; ``strips=N`` writes the
     per-step strips (mask_scheduling/, imga/) for the first N images only (each strip costs T extra
-    VQGAN decodes per image: on a CPU most of the time). Returns {folder name: files written}."""
+    VQGAN decodes per image: on a CPU most of the time). ``step``: the step function every batch
+    decodes with (labcore's ``decode_step`` or your own with its signature: ``MaskGit.inpaint``).
+    Returns {folder name: files written}."""
     settings = DecodingSettings.resolve(settings)
     batch_size = integer("batch_size", batch_size, 1)
     strips = None if strips is None else integer("strips", strips, 0)
@@ -63,7 +66,7 @@ def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, setting
     for start in tqdm(range(0, count, batch_size), desc="inpaint", unit="batch", disable=not progress):
         batch = collate_test([test_set[i] for i in range(start, min(start + batch_size, count))])
         images, masks = batch["image"].to(device), batch["mask"].to(device)    # (B, 3, 64, 64), (B, 1, 64, 64)
-        result = maskgit.inpaint(images, masks, settings, generator=generator)
+        result = maskgit.inpaint(images, masks, settings, generator=generator, step=step)
         with_strips = len(images) if strips is None else max(0, min(len(images), strips - start))  # in this batch
         _write_batch(maskgit, result, batch, start, folders, test_set.normalization, with_strips if steps else 0,
                      written)

@@ -22,7 +22,7 @@ from matplotlib.patches import Rectangle
 from torchvision.utils import make_grid
 
 from labcore.csv_tables import read_csv
-from labcore.decoding import DecodingSettings, DecodingTrace
+from labcore.decoding import DecodingSettings, DecodingTrace, decode_step
 from labcore.metrics import code_stats
 from labcore.schedules import SCHEDULES, gamma
 
@@ -416,23 +416,36 @@ def _token_text(t: float) -> str:
     return f"{token_rule(t)} tokens" if t == 0 else f"tokens {token_rule(t)} at temperature {t:g}"
 
 
+def step_text(step) -> str:
+    """Whose step function decodes, in words: '' for labcore's ``decode_step``, 'your decode_step'
+    for one defined in the notebook (or script) itself, else 'module.name'."""
+    if step is decode_step:
+        return ""
+    name = getattr(step, "__name__", None) or type(step).__name__
+    module = getattr(step, "__module__", None)
+    return f"your {name}" if module in (None, "__main__") else f"{module}.{name}"
+
+
 def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
-                  pyplot: bool = True, **changes) -> Figure:
+                  pyplot: bool = True, step=decode_step, **changes) -> Figure:
     """Inpaint test image ``image_index`` with ``settings`` and keyword ``changes`` (e.g.
     ``schedule="square", total_iter=12``; the seed is the settings' seed) and draw its per-step
     strips (``decoding_figure``: S+1 pictures per strip). A sample temperature of 0 takes each
-    token's argmax (the course's rule), t > 0 samples it from softmax(logits / t). The panel of
-    notebook 03 (``labcore.widgets``) calls it (with ``pyplot=False``) whenever a control changes.
-    Bad settings raise a ValueError before any work."""
+    token's argmax (the course's rule), t > 0 samples it from softmax(logits / t). ``step`` is the
+    step function the decoding runs (``labcore.decoding.decode_step`` or yours, with its
+    signature: ``MaskGit.inpaint(..., step=)``); another than labcore's is named in the title. The
+    panel of notebook 03 (``labcore.widgets``) calls it (with ``pyplot=False``) whenever a control
+    changes. Bad settings raise a ValueError before any work."""
     settings = DecodingSettings.resolve(settings, **changes)
     if not 0 <= image_index < len(test_set):
         raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
     item = test_set[image_index]
     device = next(maskgit.parameters()).device
     image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
-    result = maskgit.inpaint(image, mask, settings)                            # seeded with settings.seed
+    result = maskgit.inpaint(image, mask, settings, step=step)                 # seeded with settings.seed
     step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64)
+    whose = step_text(step)
     title = (f"{item['name']}: {settings.schedule} schedule, T={settings.total_iter}, sweet spot S={settings.steps}\n"
              f"choice temperature {settings.choice_temperature:g}, {_token_text(settings.sample_temperature)}, "
-             f"seed {settings.seed}")
+             f"seed {settings.seed}" + (f", step: {whose}" if whose else ""))
     return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title, pyplot=pyplot)

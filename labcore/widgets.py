@@ -15,7 +15,7 @@ import time
 from matplotlib.figure import Figure
 
 from labcore import viz
-from labcore.decoding import DecodingSettings
+from labcore.decoding import DecodingSettings, decode_step
 from labcore.schedules import SCHEDULES
 
 
@@ -79,7 +79,8 @@ class DecodingPanel:
     ``output`` the Output widget holding the figure, ``status`` a label saying "decoding..."
     while a redraw runs (the controls are disabled meanwhile) and how long the last one took,
     ``figure`` the latest figure, ``error`` the latest bad-settings message (None when the last
-    draw worked), ``draws`` how many redraws ran.
+    draw worked), ``draws`` how many redraws ran, ``step`` the step function every redraw decodes
+    with (labcore's ``decode_step`` or yours: ``show_decoding(..., step=)``).
 
     Every control change redraws exactly once. The figure is a bare matplotlib ``Figure`` written
     into ``output.outputs`` as a PNG, replacing the previous one: no pyplot, no backend, no
@@ -88,10 +89,10 @@ class DecodingPanel:
     which matplotlib 3.11 + IPython 9 no longer match: figures never reached the Output.)"""
 
     def __init__(self, maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
-                 **changes):
+                 step=decode_step, **changes):
         import ipywidgets as widgets
 
-        self.maskgit, self.test_set = maskgit, test_set
+        self.maskgit, self.test_set, self.step = maskgit, test_set, step
         self.figure: Figure | None = None
         self.error: str | None = None
         self.draws = 0
@@ -123,7 +124,7 @@ class DecodingPanel:
         start = time.perf_counter()
         self.draws += 1
         try:
-            figure = viz.show_decoding(self.maskgit, self.test_set, pyplot=False, **settings)
+            figure = viz.show_decoding(self.maskgit, self.test_set, pyplot=False, step=self.step, **settings)
         except ValueError as err:  # a setting the sliders should not allow: say why, draw nothing
             self.figure, self.error, self._drawn = None, str(err), None
             shown = {"output_type": "stream", "name": "stdout", "text": f"cannot decode with these settings: {err}\n"}
@@ -148,8 +149,9 @@ class DecodingPanel:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # Where widgets cannot render (the notebook not run yet or not trusted, GitHub, nbviewer):
         # the figure on show and a one-line description, instead of the raw VBox(children=...) repr.
-        bundle["text/plain"] = f"DecodingPanel: {len(self.controls)} controls over labcore.viz.show_decoding " \
-                               "(run the notebook to use them)"
+        whose = viz.step_text(self.step)
+        bundle["text/plain"] = f"DecodingPanel: {len(self.controls)} controls over labcore.viz.show_decoding" + \
+                               (f" with {whose}" if whose else "") + " (run the notebook to use them)"
         on_show = self.output.outputs[0].get("data", {}) if self.output.outputs else {}
         if "image/png" in on_show:
             bundle["image/png"] = on_show["image/png"]
@@ -157,8 +159,9 @@ class DecodingPanel:
 
 
 def decoding_panel(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
-                   **changes) -> DecodingPanel:
+                   step=decode_step, **changes) -> DecodingPanel:
     """Controls for schedule, choice temperature, sample temperature, T, sweet spot, test image and
     seed over ``labcore.viz.show_decoding``, starting at ``settings`` with keyword ``changes``
-    (e.g. ``total_iter=8``); display the returned panel."""
-    return DecodingPanel(maskgit, test_set, settings, image_index, **changes)
+    (e.g. ``total_iter=8``); every redraw decodes with ``step`` (labcore's ``decode_step`` or your
+    own with its signature). Display the returned panel."""
+    return DecodingPanel(maskgit, test_set, settings, image_index, step, **changes)

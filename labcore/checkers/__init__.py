@@ -5,6 +5,10 @@ Each checker returns a ``CheckResult``: ``passed`` (also its truth value), ``mis
 of ``labcore.checkers.mistakes.MISTAKES``, each with a one-line explanation and the fix) and a short
 report (``print(result)``). ``yours_or_reference(result, yours, labcore_s, "what")`` picks the
 student's piece for the rest of a notebook once it passed, labcore's otherwise (one line says which).
+The ``reference_*`` functions are labcore's own pieces with the exercises' signatures (what a
+notebook runs until yours passes). ``with_attention(transformer, YourAttention)`` is a copy of a transformer whose blocks run your
+attention class with the same weights (notebook 01: same predictions); ``wrong_steps`` holds one
+decoding step per classic mistake, each runnable in the real ``decode`` loop.
 
 ====================  =============================================  ==========================
 exercise              checker                                        notebook
@@ -20,16 +24,18 @@ exercise              checker                                        notebook
 ====================  =============================================  ==========================
 """
 
-from labcore.checkers.attention import check_attention, copy_into_torch_mha
+from labcore.checkers.attention import check_attention, copy_into_torch_mha, load_attention_weights, with_attention
 from labcore.checkers.decoding import check_decode_step
-from labcore.checkers.frechet import check_frechet_distance
-from labcore.checkers.masking import check_masking
+from labcore.checkers.frechet import check_frechet_distance, reference_frechet_distance
+from labcore.checkers.masking import check_masking, reference_mask_tokens, reference_masked_loss
 from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of, table_markdown
 from labcore.checkers.report import CheckResult, yours_or_reference
 from labcore.checkers.schedules import check_gamma
-from labcore.checkers.tokens import check_encode_to_z
-from labcore.checkers.training import check_training_loop
+from labcore.checkers.tokens import check_encode_to_z, reference_encode_to_z
+from labcore.checkers.training import check_training_loop, reference_configure_optimizers, reference_train_one_epoch
 
 __all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_decode_step",
            "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_masking", "check_training_loop",
-           "copy_into_torch_mha", "mistakes_of", "table_markdown", "yours_or_reference"]
+           "copy_into_torch_mha", "load_attention_weights", "mistakes_of", "reference_configure_optimizers", "reference_encode_to_z", "reference_frechet_distance",
+           "reference_mask_tokens", "reference_masked_loss", "reference_train_one_epoch", "table_markdown",
+           "with_attention", "yours_or_reference"]

@@ -17,10 +17,17 @@ up to float error. When they differ, the output is matched against the explicit 
 classic mistake switched on (no 1/sqrt(d_k), sqrt(dim), softmax over the queries or the heads, a
 head split that mixes positions and channels, no output projection, another number of heads),
 alone and combined: the variant that reproduces it names the mistakes.
+
+Once it passes, ``with_attention(transformer, MultiHeadAttention)`` puts the student's class into
+a copy of labcore's ``BidirectionalTransformer``: each block's attention becomes an instance of it
+holding that block's weights (``load_attention_weights``), so the student's ``forward`` makes the
+real model's predictions.
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import itertools
 import math
 from dataclasses import dataclass
@@ -54,18 +61,26 @@ def _bias(layer: nn.Linear) -> torch.Tensor:
     return layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
 
 
-def _layout(module: nn.Module) -> _Layout:
-    """The projections of ``module``: ``qkv`` or ``query``/``key``/``value`` (or ``q``/``k``/``v``),
-    and ``proj`` (or ``out``/``out_proj``), all ``nn.Linear`` (a missing bias counts as zeros);
-    else a ValueError."""
-    out = _linear(module, ("proj", "out", "out_proj"))
-    fused = _linear(module, ("qkv",))
-    separate = [_linear(module, pair) for pair in (("query", "q"), ("key", "k"), ("value", "v"))]
+_IN_NAMES = (("qkv",), ("query", "q"), ("key", "k"), ("value", "v"))
+_OUT_NAMES = ("proj", "out", "out_proj")
+
+
+def _projections(module: nn.Module) -> tuple[list[nn.Linear], nn.Linear | None]:
+    """The input projections of ``module``, ``[qkv]`` (fused) or ``[query, key, value]`` (or
+    ``q``/``k``/``v``), and its output projection ``proj`` (or ``out``/``out_proj``; None when it
+    has none), all ``nn.Linear``; a ValueError when the input projections are not there."""
+    fused = _linear(module, _IN_NAMES[0])
+    separate = [_linear(module, names) for names in _IN_NAMES[1:]]
     if fused is None and None in separate:
         names = ", ".join(n for n, _ in module.named_children()) or "none"
         raise ValueError("check_attention: expected nn.Linear layers named 'qkv' (or 'query'/'key'/'value') "
                          f"and 'proj' (or 'out'); this module has children: {names}")
-    layers = [fused] if fused is not None else separate
+    return ([fused] if fused is not None else separate), _linear(module, _OUT_NAMES)
+
+
+def _layout(module: nn.Module) -> _Layout:
+    """The projections of ``module`` (``_projections``): a missing bias counts as zeros."""
+    layers, out = _projections(module)
     weight = torch.cat([l.weight for l in layers]).detach()
     return _Layout(weight, torch.cat([_bias(l) for l in layers]).detach(), out)
 
@@ -238,4 +253,80 @@ def _probe_exact(module, num_heads, tolerance, state):
     return fail(name, "attention.wrong_output", detail)
 
 
-__all__ = ["AttentionCheck", "check_attention", "copy_into_torch_mha", "explicit_attention"]
+# ----------------------------------------------------------------------------- the student's class in the real model
+
+def _copy_linear(target: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, what: str) -> None:
+    """``target`` := (weight, bias); a target without bias takes only a zero bias."""
+    if target.weight.shape != weight.shape:
+        raise ValueError(f"load_attention_weights: {what} is {tuple(target.weight.shape)}, "
+                         f"the weights to load are {tuple(weight.shape)}")
+    if target.bias is None and bool(bias.any()):
+        raise ValueError(f"load_attention_weights: {what} has no bias (bias=False), the weights to load have one")
+    target.weight.copy_(weight)
+    if target.bias is not None:
+        target.bias.copy_(bias)
+
+
+@torch.no_grad()
+def load_attention_weights(module: nn.Module, source: nn.Module) -> nn.Module:
+    """Copy the projections of the attention module ``source`` into ``module`` (either layout the
+    checker reads: fused ``qkv`` rows [q | k | v], or ``query``/``key``/``value``; ``proj`` or
+    ``out``); returns ``module``. A ValueError when a layer is missing or of another size."""
+    src, (layers, out) = _layout(source), _projections(module)
+    if src.proj is None or out is None:
+        raise ValueError("load_attention_weights: both modules need an output projection named 'proj' or 'out'")
+    names = ("qkv",) if len(layers) == 1 else ("query", "key", "value")
+    rows = src.qkv_weight.shape[0] // len(layers)                  # fused: all 3*dim rows; else dim each
+    for i, (layer, name) in enumerate(zip(layers, names)):
+        part = slice(i * rows, (i + 1) * rows)                     # rows [q | k | v]
+        _copy_linear(layer, src.qkv_weight[part], src.qkv_bias[part], name)
+    _copy_linear(out, src.proj.weight.detach(), _bias(src.proj).detach(), "proj")
+    return module
+
+
+def _no_return_attention(module: nn.Module, args: tuple, kwargs: dict):
+    """Forward pre-hook: a block calls ``Attention(x, return_attention=...)``; a module whose
+    ``forward(x)`` has no such argument gets ``x`` alone (and cannot give attention weights)."""
+    if kwargs.pop("return_attention", False):
+        raise ValueError(f"{type(module).__name__}.forward returns no attention weights: ask the original "
+                         "transformer for them (return_attention=True)")
+    return args, kwargs
+
+
+def _output_only(module: nn.Module, args: tuple, output):
+    """Forward hook: a ``forward(x)`` that returns (output, weights) gives the block its output."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _takes_return_attention(module: nn.Module) -> bool:
+    params = inspect.signature(module.forward).parameters.values()
+    return any(p.name == "return_attention" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def with_attention(transformer: nn.Module, attention_cls, seed: int = 0) -> nn.Module:
+    """A copy of labcore's ``BidirectionalTransformer`` in which each block's attention is
+    ``attention_cls(dim, num_heads, attn_drop)`` (the course's signature; the numbers are the
+    transformer's config) holding that block's weights, on the same device, in the same train/eval
+    mode. ``transformer`` itself is left as it was, and so is the caller's random stream (the new
+    modules are built under ``seed``). With a correct class the copy gives the original's logits up
+    to float error: the class's own ``forward`` now runs inside the real model. The copy cannot
+    return attention weights unless the class's ``forward`` takes ``return_attention``."""
+    cfg = transformer.config
+    new = copy.deepcopy(transformer)
+    for block in new.blocks:
+        old = block.Attention
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yours = attention_cls(cfg.dim, cfg.num_heads, cfg.attn_drop)
+        load_attention_weights(yours, old)
+        like = next(old.parameters())
+        yours.to(device=like.device, dtype=like.dtype).train(old.training)
+        if not _takes_return_attention(yours):   # forward(x): the block's call is adapted to it
+            yours.register_forward_pre_hook(_no_return_attention, with_kwargs=True)
+            yours.register_forward_hook(_output_only)
+        block.Attention = yours
+    return new
+
+
+__all__ = ["AttentionCheck", "check_attention", "copy_into_torch_mha", "explicit_attention", "load_attention_weights",
+           "with_attention"]

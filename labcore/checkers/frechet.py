@@ -10,6 +10,9 @@ References: the closed form on diagonal covariances (tr sqrt(S1 S2) = sum sqrt(s
 labcore's ``fid.frechet_distance`` and pytorch-fid's own function on full covariances. Wrong
 values are matched against the classic slips: no square root, an element-wise one, no factor 2,
 an unsquared mean term, the square root of the whole distance.
+
+``reference_frechet_distance`` is labcore's distance with the exercise's signature: what notebook
+04 runs until the student's passes (``yours_or_reference``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from labcore.fid import Stats
 from labcore.fid import frechet_distance as labcore_frechet
 
 
-def _reference(mu1, s1, mu2, s2) -> float:
-    """labcore's distance, at least 0 (identical Gaussians give -1e-14 by rounding)."""
-    return max(0.0, labcore_frechet(Stats(mu1, s1, 0), Stats(mu2, s2, 0)))
+def reference_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """labcore's Frechet distance (``labcore.fid.frechet_distance``, exact, no complex ``sqrtm``)
+    with the exercise's signature: what notebook 04 runs when the student's has not passed
+    (``yours_or_reference``). At least 0 (identical Gaussians give -1e-14 by rounding)."""
+    return max(0.0, labcore_frechet(Stats(mu1, sigma1, 0), Stats(mu2, sigma2, 0), note_few=False))
 
 
 def _slips(mu1, s1, mu2, s2) -> list[tuple[str, float]]:
@@ -114,7 +119,7 @@ def _probe_type(frechet_distance):
 
 def _probe_case(frechet_distance, name, case):
     mu1, s1, mu2, s2 = case
-    want = _reference(mu1, s1, mu2, s2)
+    want = reference_frechet_distance(mu1, s1, mu2, s2)
     got = _value(call(frechet_distance, mu1.copy(), s1.copy(), mu2.copy(), s2.copy()))
     detail = f"d = {len(mu1)}: expected {want:.6f}, got {got if got is None else f'{got:.6f}'}"
     if got is not None and abs(got - want) <= 1e-5 * max(1.0, abs(want)):

@@ -20,19 +20,23 @@ The checker judges properties, never the random stream: the caller's gamma_fn is
 constant (then exactly ceil(0.3 N) tokens per image, never the same positions in every image)
 and by r -> r (then the counts differ between images); the loss is compared with labcore's
 ``mvtm_loss`` on the same mask, and its gradient must vanish at the known positions.
+
+``reference_mask_tokens`` and ``reference_masked_loss`` are labcore's own two halves with these
+signatures (what a notebook runs when the student's do not pass yet): the mask that
+``mvtm_loss`` draws, and the loss line of ``mvtm_loss``.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from labcore.checkers.fixtures import FixedLogits
-from labcore.checkers.report import CheckResult, call, describe, fail, merge, ok, run_probes, short
+from labcore.checkers.report import CheckResult, accepts, call, check_pair, describe, fail, ok, run_probes, short
 from labcore.maskgit import mvtm_loss
 
 K, B, N = 8, 64, 64            # codebook size (mask id K), images, tokens per image
@@ -48,33 +52,37 @@ def identity_gamma(r):
     return r
 
 
+# ----------------------------------------------------------------------------- labcore's reference
+
+@torch.no_grad()
+def reference_mask_tokens(tokens: torch.Tensor, mask_token_id: int, gamma_fn, generator=None):
+    """labcore's masking with the exercise's signature: the mask ``labcore.maskgit.mvtm_loss``
+    draws (the same draws from ``generator``), read off the input it hands the transformer.
+    tokens (B, N) long in [0, K) -> inputs (B, N) long (K where masked), masked (B, N) bool."""
+    seen = []
+
+    def record(inputs):                                                         # stands in for the transformer
+        seen.append(inputs)
+        return torch.zeros(*inputs.shape, mask_token_id + 1, device=inputs.device)  # (B, N, K+1)
+
+    mvtm_loss(record, tokens, mask_token_id, gamma_fn, generator=generator)
+    inputs = seen[0].reshape(tokens.shape)                                      # (B, N)
+    return inputs, inputs == mask_token_id
+
+
+def reference_masked_loss(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """The loss of ``labcore.maskgit.mvtm_loss``: cross-entropy averaged over the masked tokens.
+    logits (B, N, K+1), targets (B, N) long, masked (B, N) bool -> 0-d tensor."""
+    return F.cross_entropy(logits[masked].float(), targets[masked])
+
+
 def check_masking(mask_tokens=None, masked_loss=None, seed: int = 0) -> CheckResult:
     """Check ``mask_tokens`` and/or ``masked_loss`` (give either or both). ``str()`` of the result
     is the report."""
-    if mask_tokens is None and masked_loss is None:
-        raise ValueError("check_masking: give mask_tokens, masked_loss or both")
-    parts = []
-    if mask_tokens is not None:
-        parts.append(_check_mask_tokens(mask_tokens, seed))
-    if masked_loss is not None:
-        parts.append(_check_masked_loss(masked_loss, seed))
-    skipped = [f"{n} was not given: not checked" for n, f in (("mask_tokens", mask_tokens),
-                                                                ("masked_loss", masked_loss)) if f is None]
-    return merge("check_masking", parts, skipped)
+    return check_pair("check_masking", ("mask_tokens", mask_tokens, _check_mask_tokens), ("masked_loss", masked_loss, _check_masked_loss), seed)
 
 
 # ----------------------------------------------------------------------------- mask_tokens
-
-def _accepts(fn, *args, **kwargs) -> bool:
-    """Whether ``fn(*args, **kwargs)`` binds to fn's signature (True when it has none to read)."""
-    try:
-        inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError:
-        return False
-    except ValueError:
-        return True
-    return True
-
 
 def _run(mask_tokens, state, gamma_fn, seed: int):
     """(tokens given, what mask_tokens returned), with a generator seeded ``seed``: as the keyword
@@ -82,9 +90,9 @@ def _run(mask_tokens, state, gamma_fn, seed: int):
     The signature decides, not a TypeError, so an error inside the function is reported as is."""
     tokens = state["tokens"].clone()
     generator = torch.Generator().manual_seed(seed)
-    if _accepts(mask_tokens, tokens, K, gamma_fn, generator=generator):
+    if accepts(mask_tokens, tokens, K, gamma_fn, generator=generator):
         return tokens, call(mask_tokens, tokens, K, gamma_fn, generator=generator)
-    if _accepts(mask_tokens, tokens, K, gamma_fn, generator):
+    if accepts(mask_tokens, tokens, K, gamma_fn, generator):
         return tokens, call(mask_tokens, tokens, K, gamma_fn, generator)
     state["no_generator"] = True
     return tokens, call(mask_tokens, tokens, K, gamma_fn)

@@ -9,6 +9,7 @@ first probe checks shapes and types; when it fails, nothing numerical is reporte
 from __future__ import annotations
 
 import contextlib
+import inspect
 import random
 import time
 import traceback
@@ -193,3 +194,25 @@ def yours_or_reference(result: CheckResult, yours, reference, what: str):
     why = "not done yet" if result.not_done else "its check failed (see the report above)"
     print(f"{what}: {why}, so the rest of this notebook runs labcore's reference.")
     return reference
+
+
+def accepts(fn, *args, **kwargs) -> bool:
+    """Whether ``fn(*args, **kwargs)`` binds to fn's signature (True when it has none to read)."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    except ValueError:
+        return True
+    return True
+
+
+def check_pair(checker: str, first: tuple[str, Callable | None, Callable], second: tuple[str, Callable | None, Callable],
+               seed: int) -> CheckResult:
+    """An exercise of two functions, either or both given: ``first`` / ``second`` are (name, the
+    student's function or None, its check(fn, seed)); one merged result, a note per function left out."""
+    given = [(name, fn, check) for name, fn, check in (first, second) if fn is not None]
+    if not given:
+        raise ValueError(f"{checker}: give {first[0]}, {second[0]} or both")
+    skipped = [f"{name} was not given: not checked" for name, fn, _ in (first, second) if fn is None]
+    return merge(checker, [check(fn, seed) for _, fn, check in given], skipped)

@@ -9,6 +9,8 @@ What the student writes::
 loss)`` with indices (B, 16, 16)). The reference is the VQGAN's own nearest-codebook search,
 ``vqgan.encode_to_indices(images).flatten(1)`` (``labcore.maskgit.MaskGit.encode_to_z``),
 deterministic: the ids must be equal, on a tiny random VQGAN whose ids spread over its codebook.
+``reference_encode_to_z`` is that reference as a function of the same signature: what a notebook
+runs instead of the student's function until it passes (``yours_or_reference``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import torch
 
 from labcore.checkers.fixtures import tiny_vqgan
 from labcore.checkers.report import CheckResult, call, describe, fail, ok, run_probes
+
+
+@torch.no_grad()
+def reference_encode_to_z(vqgan, images: torch.Tensor) -> torch.Tensor:
+    """labcore's ``encode_to_z(vqgan, images)``: (B, 3, H, W) normalised -> (B, 256) long ids, row by
+    row (``labcore.maskgit.MaskGit.encode_to_z`` without the MaskGit around the VQGAN)."""
+    return vqgan.encode_to_indices(images).flatten(1)                                 # (B, 256)
 
 
 def check_encode_to_z(encode_to_z, seed: int = 0) -> CheckResult:
