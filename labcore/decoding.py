@@ -13,6 +13,13 @@ choice temperature, annealed to 0 at the last step. Known tokens have c_i = +inf
 Each image of a batch has its own M0, so its own schedule. Stopping at the sweet spot S < T
 gives every token still masked its step-S prediction.
 
+Order ``"halton"`` (Besnier et al., ICLR 2025, "Halton Scheduler for Masked Generative Image
+Transformers") keeps the same n per step but ignores the confidences: the masked tokens kept are
+those first in a fixed, low-discrepancy spatial order of the 16x16 grid (the 2-D Halton sequence,
+bases 2 and 3), so each step's tokens are spread out and condition each other little. With
+``sample_temperature_anneal`` the sample temperature falls linearly to 0 over the steps, like tau:
+early tokens are drawn freely, the last ones, with the most context, are argmax tokens.
+
 - ``DecodingSettings``: gamma, T, S, tau, the sample temperature, the seed (and, for
   ``MaskGit.inpaint``, paste-known and dilation), validated once when built.
 - ``decode_step``: one step for a batch; ``masked_count_after_step``: its n.
@@ -23,6 +30,8 @@ gives every token still masked its step-S prediction.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -30,10 +39,11 @@ import torch
 from torch import nn
 
 from labcore.schedules import SCHEDULES, GammaFn, as_gamma, gamma
-from labcore.validate import integer, number
+from labcore.validate import integer, number, one_of
 
 # More steps than the 16x16 = 256 tokens of an image cannot each decode a token: meaningless.
 MAX_TOTAL_ITER = 256
+ORDERS = ("confidence", "halton")  # which masked tokens a step keeps: MaskGIT's rule, or the Halton order
 
 
 # ----------------------------------------------------------------------------- random numbers
@@ -64,9 +74,12 @@ class DecodingSettings:
     choice_temperature: tau, the scale of the per-token Gumbel noise on the confidences (0 =
         pure confidence order), annealed to 0 at the last step.
     sample_temperature: 0 takes each token's argmax; t > 0 samples softmax(logits / t).
+    sample_temperature_anneal: multiply the sample temperature by (1 - r), as tau is.
     seed: the seed of the random stream a decoding draws from when it is given no generator.
     paste_known: put the known input pixels back over the decoded image.
     dilation: also mask every token within this many tokens of a masked one.
+    order: which tokens a step keeps, one of ``ORDERS``: "confidence" (MaskGIT's rule) or
+        "halton" (the first masked ones in ``halton_order``; no choice noise).
     """
 
     schedule: str | GammaFn = "cosine"
@@ -77,6 +90,8 @@ class DecodingSettings:
     seed: int = 0
     paste_known: bool = False
     dilation: int = 0
+    order: str = "confidence"
+    sample_temperature_anneal: bool = False
 
     def __post_init__(self):
         schedule = _schedule(self.schedule)
@@ -90,7 +105,9 @@ class DecodingSettings:
                      sample_temperature=number("sample temperature (sample_temperature)", self.sample_temperature,
                                                0, allowed="a finite number >= 0 (0 = argmax tokens)"),
                      seed=integer("seed", self.seed, -2**63, 2**64 - 1, "an integer"),
-                     dilation=integer("dilation", self.dilation, 0), paste_known=bool(self.paste_known))
+                     dilation=integer("dilation", self.dilation, 0), paste_known=bool(self.paste_known),
+                     order=one_of("order", self.order, ORDERS),
+                     sample_temperature_anneal=bool(self.sample_temperature_anneal))
         for name, value in valid.items():
             object.__setattr__(self, name, value)  # frozen: each normalised value is stored once, here
 
@@ -134,6 +151,36 @@ def _schedule(schedule: str | GammaFn) -> str | GammaFn:
 
 # ----------------------------------------------------------------------------- one decoding step
 
+def radical_inverse(i: int, base: int) -> float:
+    """The i-th term of the van der Corput sequence in ``base``: i's digits mirrored after the point."""
+    value, scale = 0.0, 1.0
+    while i > 0:
+        i, digit = divmod(i, base)
+        scale /= base
+        value += digit * scale
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def halton_order(size: int = 16) -> tuple[int, ...]:
+    """The size*size positions (row * size + col) in the order the 2-D Halton sequence (x in base
+    2, y in base 3, from i = 0) first reaches their cells: a permutation, computed once."""
+    order, seen, i = [], set(), 0
+    while len(order) < size * size:
+        cell = int(radical_inverse(i, 3) * size) * size + int(radical_inverse(i, 2) * size)
+        if cell not in seen:
+            seen.add(cell)
+            order.append(cell)
+        i += 1
+    return tuple(order)
+
+
+def halton_rank(n_tokens: int, device: torch.device) -> torch.Tensor:
+    """(N,) each position's place in ``halton_order`` of the sqrt(N) x sqrt(N) grid."""
+    order = torch.tensor(halton_order(math.isqrt(n_tokens)), device=device)
+    return torch.empty_like(order).scatter_(0, order, torch.arange(n_tokens, device=device))
+
+
 def masked_count_after_step(ratio: float, m0: torch.Tensor, remaining: torch.Tensor,
                             gamma_fn: GammaFn) -> torch.Tensor:
     """n, how many tokens of each image stay masked after the step at ``ratio`` = t/T:
@@ -169,13 +216,16 @@ def decode_step(transformer: nn.Module, tokens: torch.Tensor, masked: torch.Tens
         return StepResult(tokens, masked, tokens)
     logits = transformer(tokens)[..., :mask_token_id].float()                   # (B, N, K) codebook logits only
     log_probs = logits.log_softmax(dim=-1)                                      # (B, N, K) log p(k | Y_masked)
-    if settings.sample_temperature > 0:  # Gumbel-max trick: one sample of softmax(logits / temperature)
-        noisy = logits / settings.sample_temperature + gumbel(logits.shape, generator, logits.device)  # (B, N, K)
+    temperature = settings.sample_temperature * ((1 - ratio) if settings.sample_temperature_anneal else 1)
+    if temperature > 0:  # Gumbel-max trick: one sample of softmax(logits / temperature)
+        noisy = logits / temperature + gumbel(logits.shape, generator, logits.device)  # (B, N, K)
         predicted = noisy.argmax(dim=-1)                                        # (B, N) y_i
     else:  # the course's rule: the most likely token
         predicted = logits.argmax(dim=-1)                                       # (B, N) y_i
     confidence = log_probs.gather(-1, predicted[..., None]).squeeze(-1)         # (B, N) log p(y_i)
-    if settings.choice_temperature > 0:  # one Gumbel sample PER TOKEN (a shared one changes no order)
+    if settings.order == "halton":  # a fixed order: the later in it, the "less confident"
+        confidence = -halton_rank(masked.shape[1], masked.device).float().expand_as(masked)  # (B, N)
+    elif settings.choice_temperature > 0:  # one Gumbel sample PER TOKEN (a shared one changes no order)
         noise = gumbel(masked.shape, generator, masked.device)                  # (B, N) g_i
         confidence = confidence + settings.choice_temperature * (1 - ratio) * noise  # annealed to 0 at r = 1
     confidence = confidence.masked_fill(~masked, float("inf"))                  # (B, N) known: never re-masked

@@ -16,7 +16,10 @@ vs T per schedule, one panel per token rule). The rows, in this order:
 4. a sweet-spot sweep (stop after S < T steps) at the largest T, on each rule's best schedule;
 5. more seeds (``--seeds``, default 3 in all) for one-shot and for each rule's best iterative
    setting, so that a difference can be told from seed noise;
-6. ``paste_known`` (the known input pixels put back over the output) for each rule's best setting.
+6. ``paste_known`` (the known input pixels put back over the output) for each rule's best setting;
+7. only when asked (``--choice-temperatures``, ``--orders``): each rule's best iterative setting
+   again at every choice temperature x decoding order (``DecodingSettings.order``: "confidence",
+   MaskGIT's rule, or "halton", a fixed spatial order).
 
 The token rules (``--sample-temperatures``, default 0 1): 0 takes the argmax token (the course's
 rule), t > 0 samples each token from softmax(logits / t). With argmax tokens every token is already
@@ -71,7 +74,7 @@ MEAN_FILL = "baseline: holes filled with the mean colour"
 ONE_SHOT_KIND, MASKGIT_KIND = "one-shot (T=1)", "maskgit"
 DECODING = (ONE_SHOT_KIND, MASKGIT_KIND)
 SETTING_FIELDS = ["kind", "tokens", "sample_temperature", "schedule", "total_iter", "sweet_spot",
-                  "paste_known", "choice_temperature"]
+                  "paste_known", "choice_temperature", "order"]
 FIELDS = SETTING_FIELDS + ["seed", "fid", "psnr_masked", "token_acc", "images", "seconds"]
 KEY_FIELDS = SETTING_FIELDS + ["seed", "images"]  # a row with this key is done: a resumed run skips it
 
@@ -90,7 +93,7 @@ def decoding_setting(settings: DecodingSettings | None = None, **changes) -> dic
     return {"kind": ONE_SHOT_KIND if one_shot else MASKGIT_KIND, "tokens": token_rule(s.sample_temperature),
             "sample_temperature": s.sample_temperature, "schedule": ONE_SHOT if one_shot else s.schedule,
             "total_iter": s.total_iter, "sweet_spot": s.steps, "paste_known": s.paste_known,
-            "choice_temperature": s.choice_temperature, "seed": s.seed}
+            "choice_temperature": s.choice_temperature, "order": s.order, "seed": s.seed}
 
 
 def run_schedule(schedule: str) -> str:
@@ -103,7 +106,7 @@ def row_settings(row: dict) -> DecodingSettings:
     return DecodingSettings(schedule=run_schedule(row["schedule"]), total_iter=row["total_iter"],
                             sweet_spot=row["sweet_spot"], choice_temperature=row["choice_temperature"],
                             sample_temperature=row["sample_temperature"], seed=row["seed"],
-                            paste_known=row["paste_known"])
+                            paste_known=row["paste_known"], order=row.get("order") or "confidence")
 
 
 def baseline_setting(kind: str) -> dict:
@@ -239,6 +242,7 @@ class Runner:
     def __init__(self, exp: Experiment, out_dir: Path, choice_temperature: float, total: int):
         self.exp, self.out_dir = exp, Path(out_dir)
         self.rows = previous_rows(self.out_dir, exp.count, choice_temperature)
+        self.tau = float(choice_temperature)
         self.done = {row_key(r) for r in self.rows}
         self.computed, self.index = 0, 0
         self.bar = tqdm(total=total, desc="experiment rows", disable=not exp.progress)
@@ -247,7 +251,7 @@ class Runner:
         """The row of ``setting``: read from the CSV when done before, else computed and written."""
         setting = {**setting, "images": self.exp.count}
         self.index += 1
-        label = describe(setting)
+        label = describe(setting, self.tau)
         if row_key(setting) in self.done:
             say(f"row {self.index}: {label}: in experiments.csv already, skipped")
             self.bar.update()
@@ -269,17 +273,23 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def describe(row: dict) -> str:
+def describe(row: dict, tau: float | None = None) -> str:
+    """A row's label; its choice temperature only where it is not ``tau`` (the run's)."""
     if not is_decoding(row):
         return row["kind"]
     text = f"{row['tokens']} tokens, {row['schedule']} T={row['total_iter']} S={row['sweet_spot']}"
+    if row.get("order", "confidence") != "confidence":
+        text += f", {row['order']} order"
+    if tau is not None and row["choice_temperature"] != tau:
+        text += f", tau {row['choice_temperature']:g}"
     return text + (", paste known" if row["paste_known"] else "") + f", seed {row['seed']}"
 
 
-def plan_size(schedules, iterations, temperatures, seeds: int) -> int:
-    """Rows of a full run (upper bound: a rule whose best setting is one-shot runs fewer seed rows)."""
+def plan_size(schedules, iterations, temperatures, seeds: int, sweep: int = 0) -> int:
+    """Rows of a full run (upper bound: a rule whose best setting is one-shot runs fewer seed rows;
+    ``sweep``: the choice temperature x order pairs of row 7, one of which may be done already)."""
     grid = len(schedules) * len([t for t in iterations if t > 1])
-    per_rule = (1 in iterations) + grid + len(sweet_spots(max(iterations))) + 2 * (seeds - 1) + 1
+    per_rule = (1 in iterations) + grid + len(sweet_spots(max(iterations))) + 2 * (seeds - 1) + 1 + sweep
     return 2 + len(temperatures) * per_rule
 
 
@@ -288,24 +298,35 @@ def sweet_spots(t_max: int) -> list[int]:
 
 
 def best_row(rows: list[dict], sample_temperature: float | None = None, seed: int | None = None,
-             iterative: bool = False) -> dict | None:
-    """The decoding row without paste-known with the lowest FID (of one token rule, seed, T > 1)."""
-    rows = [r for r in rows if is_decoding(r) and not r["paste_known"]
+             iterative: bool = False, choice_temperature: float | None = None) -> dict | None:
+    """The decoding row without paste-known with the lowest FID (of one token rule, seed, T > 1),
+    among the confidence-order rows (at ``choice_temperature``: the run's, not row 7's sweep)."""
+    rows = [r for r in rows if is_decoding(r) and not r["paste_known"] and r.get("order") in (None, "confidence")
+            and (choice_temperature is None or r["choice_temperature"] == choice_temperature)
             and (sample_temperature is None or r["sample_temperature"] == sample_temperature)
             and (seed is None or r["seed"] == seed) and (not iterative or r["total_iter"] > 1)]
     return min(rows, key=lambda r: float(r["fid"]), default=None)
 
 
 def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_temperatures, seeds: int,
-             seed: int, choice_temperature: float) -> Runner:
-    """The rows in the module docstring's order; returns the runner (its rows and its count)."""
-    runner = Runner(exp, out_dir, choice_temperature, plan_size(schedules, iterations, sample_temperatures, seeds))
+             seed: int, choice_temperature: float, choice_temperatures=(), orders=()) -> Runner:
+    """The rows in the module docstring's order; returns the runner (its rows and its count).
+    ``choice_temperatures`` and ``orders`` (empty: the run's only) make row 7's sweep."""
+    taus, orders = list(choice_temperatures), list(orders)
+    sweep = [(tau, o) for tau in taus or [choice_temperature] for o in orders or ["confidence"]]
+    sweep = sweep if taus or orders else []
+    total = plan_size(schedules, iterations, sample_temperatures, seeds, len(sweep))
+    runner = Runner(exp, out_dir, choice_temperature, total)
 
     base = DecodingSettings(choice_temperature=choice_temperature, seed=seed)
 
-    def setting(t: float, schedule: str, T: int, S: int | None = None, paste: bool = False, sd: int = seed) -> dict:
+    def setting(t: float, schedule: str, T: int, S: int | None = None, paste: bool = False, sd: int = seed,
+                **changes) -> dict:
         return decoding_setting(base, sample_temperature=t, schedule=schedule, total_iter=T, sweet_spot=S,
-                                paste_known=paste, seed=sd)
+                                paste_known=paste, seed=sd, **changes)
+
+    def best_of(t: float) -> dict | None:
+        return best_row(runner.rows, t, seed, iterative=True, choice_temperature=base.choice_temperature)
 
     runner.row(baseline_setting(ORACLE))
     runner.row(baseline_setting(MEAN_FILL))
@@ -318,20 +339,25 @@ def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_tempe
             for T in steps:
                 runner.row(setting(t, schedule, T))
     for t in sample_temperatures:  # stop early (S < T) on the rule's best schedule at the largest T
-        best = best_row(runner.rows, t, seed, iterative=True)
+        best = best_of(t)
         for S in sweet_spots(max(iterations)) if best else []:
             runner.row(setting(t, best["schedule"], max(iterations), S))
     for t in sample_temperatures:  # one-shot and the best iterative setting, with more seeds
-        best = best_row(runner.rows, t, seed, iterative=True)
+        best = best_of(t)
         repeat = ([(ONE_SHOT, 1, 1)] if 1 in iterations else []) + \
                  ([(best["schedule"], best["total_iter"], best["sweet_spot"])] if best else [])
         for sd in range(seed + 1, seed + seeds):
             for schedule, T, S in repeat:
                 runner.row(setting(t, schedule, T, S, sd=sd))
     for t in sample_temperatures:  # the known pixels put back over the rule's best setting
-        best = best_row(runner.rows, t, seed)
-        if best:
-            runner.row(setting(t, best["schedule"], best["total_iter"], best["sweet_spot"], paste=True))
+        top = best_row(runner.rows, t, seed, choice_temperature=base.choice_temperature)
+        if top:
+            runner.row(setting(t, top["schedule"], top["total_iter"], top["sweet_spot"], paste=True))
+    for t in sample_temperatures:  # row 7: the rule's best iterative setting at other taus and orders
+        top = best_of(t)
+        for tau, order in sweep if top else []:
+            runner.row(setting(t, top["schedule"], top["total_iter"], top["sweet_spot"],
+                               choice_temperature=tau, order=order))
     runner.bar.close()
     write_results(runner.rows, out_dir)
     return runner
@@ -339,17 +365,17 @@ def run_rows(exp: Experiment, out_dir: Path, schedules, iterations, sample_tempe
 
 def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list[dict]:
     """The rows of an earlier run in ``out_dir`` (none if there is no experiments.csv). They must
-    be scored on as many images, with the same choice temperature: one table holds numbers that
-    compare."""
+    be scored on as many images, with the same choice temperature (that of the first decoding row;
+    row 7's sweep adds others): one table holds numbers that compare."""
     path = Path(out_dir) / "experiments.csv"
     rows = read_results(path) if path.is_file() else []
     counts = sorted({r["images"] for r in rows})
     if counts and counts != [images]:
         raise ValueError(f"{path} holds rows scored on {', '.join(map(str, counts))} images, this run scores "
                          f"{images}: FIDs on different image counts do not compare; use another --output-dir")
-    temperatures = sorted({r["choice_temperature"] for r in rows if is_decoding(r)})
-    if temperatures and temperatures != [float(choice_temperature)]:
-        raise ValueError(f"{path} holds rows with choice temperature {', '.join(f'{t:g}' for t in temperatures)}, "
+    tau = next((r["choice_temperature"] for r in rows if is_decoding(r)), None)
+    if tau is not None and tau != float(choice_temperature):
+        raise ValueError(f"{path} holds rows with choice temperature {tau:g}, "
                          f"this run uses {choice_temperature:g}: use another --output-dir")
     return rows
 
@@ -357,8 +383,9 @@ def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list
 # ----------------------------------------------------------------------------- results files
 
 def read_results(path: str | Path) -> list[dict]:
-    """Rows of an ``experiments.csv``, with numbers and booleans as written."""
-    ints, texts = {"total_iter", "sweet_spot", "seed", "images"}, {"kind", "tokens", "schedule"}
+    """Rows of an ``experiments.csv``, with numbers and booleans as written. A file from before the
+    ``order`` column reads as decoded in confidence order (what it was)."""
+    ints, texts = {"total_iter", "sweet_spot", "seed", "images"}, {"kind", "tokens", "schedule", "order"}
 
     def parse(key: str, value: str):
         if value == "" or key in texts:
@@ -368,7 +395,9 @@ def read_results(path: str | Path) -> list[dict]:
         return int(value) if key in ints else float(value)
 
     columns, rows = read_csv(path)
-    if columns != FIELDS:
+    if columns == [k for k in FIELDS if k != "order"]:  # written before the order column
+        rows = [{**row, "order": "confidence" if row["kind"] in DECODING else ""} for row in rows]
+    elif columns != FIELDS:
         raise ValueError(f"{path}: columns {columns or None} are not this labcore's {FIELDS} "
                          "(an older experiment?): use another --output-dir")
     return [{k: parse(k, v) for k, v in row.items()} for row in rows]
@@ -411,10 +440,11 @@ def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
     """The table (sorted by FID; several seeds: mean ± std, sample std), a footnote saying what its
     numbers are, and the aims checked."""
     entries = aggregate(rows)
+    label = _setting_label(entries)
     lines = ["| setting | tokens | schedule | T | S | paste known | FID | PSNR holes (dB) | token acc | seeds | s/row |",
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for e in sorted(entries, key=lambda e: e["fid"]):
-        lines.append(f"| {e['kind']} | {e['tokens']} | {e['schedule']} | {e['total_iter']} | {e['sweet_spot']} | "
+        lines.append(f"| {label(e)} | {e['tokens']} | {e['schedule']} | {e['total_iter']} | {e['sweet_spot']} | "
                      f"{e['paste_known']} | {_cell(e, 'fid', 2)} | {_cell(e, 'psnr_masked', 2)} | "
                      f"{_cell(e, 'token_acc', 3)} | {e['n'] if is_decoding(e) else ''} | {e['seconds']:.0f} |")
     if rows:
@@ -429,9 +459,26 @@ def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sweep_test(entries: list[dict]):
+    """A test of an entry: is it one of row 7's sweep (another choice temperature than the first
+    decoding entry's, or another order than "confidence")?"""
+    tau = next((e["choice_temperature"] for e in entries if is_decoding(e)), None)
+    return lambda e: is_decoding(e) and (e["choice_temperature"] != tau or e["order"] != "confidence")
+
+
+def _setting_label(entries: list[dict]):
+    """The setting cell: the kind, plus the order and tau of every decoding row when the table
+    holds a sweep (row 7); the kind alone otherwise, as before the sweep existed."""
+    if not any(map(_sweep_test(entries), entries)):
+        return lambda e: e["kind"]
+    return lambda e: f"{e['kind']}, {e['order']}, tau {e['choice_temperature']:g}" if is_decoding(e) else e["kind"]
+
+
 def aims(entries: list[dict]) -> list[str]:
     """The issue's aims, each checked against the table: met / not met / not measured."""
     lines = ["Aims:"]
+    variant = _sweep_test(entries)
+    entries = [e for e in entries if not variant(e)]  # the sweep has no aim of its own
     for t in dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e)):
         rule = [e for e in entries if is_decoding(e) and e["sample_temperature"] == t and not e["paste_known"]]
         one = next((e for e in rule if e["total_iter"] == 1), None)
@@ -469,6 +516,8 @@ def fid_figure(rows: list[dict]):
     """FID vs T per schedule (S = T, no paste), one panel per token rule; error bars = seed std;
     the baselines as horizontal lines. Returns a matplotlib Figure (a notebook shows it)."""
     entries = aggregate(rows)
+    variant = _sweep_test(entries)
+    entries = [e for e in entries if not variant(e)]  # row 7's sweep: in the table only
     rules = list(dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e))) or [0.0]
     fig = Figure(figsize=(5.5 * len(rules), 4.6))
     axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]

@@ -205,6 +205,8 @@ def test_results_read_back_as_written(experiment_rows, tmp_path):
     (["--iterations", "0", "4"], "--iterations must all be >= 1"),
     (["--sample-temperatures", "0", "-1"], "--sample-temperatures must all be >= 0"),
     (["--seeds", "0"], "--seeds must all be >= 1"),
+    (["--choice-temperatures", "0", "-1"], "--choice-temperatures must all be >= 0"),
+    (["--orders", "confidence", "raster"], "order must be one of confidence, halton, got 'raster'"),
 ])
 def test_experiment_rejects_bad_settings_before_any_work(argv, message, tmp_path, capsys):
     assert main(["experiment", *argv, "-o", str(tmp_path)]) == 2
@@ -227,6 +229,48 @@ def test_experiment_refuses_to_resume_other_settings(experiment_rows, change, me
     err = capsys.readouterr().err
     assert err.startswith("labcore experiment: error: ") and message in err and "use another --output-dir" in err
     assert (tmp_path / "experiments.csv").read_text() == before
+
+
+def test_old_results_without_the_order_column_read_as_confidence(experiment_rows, tmp_path, monkeypatch):
+    out, rows, _ = experiment_rows
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    old = [k for k in FIELDS if k != "order"]
+    with open(tmp_path / "experiments.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, old, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    read = read_results(tmp_path / "experiments.csv")
+    assert [r["order"] for r in read] == ["", ""] + ["confidence"] * (len(rows) - 2)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished experiment was computed again")
+
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    monkeypatch.setattr(MaskGit, "decode_tokens", must_not_run)
+    assert main([*ARGS, "-o", str(tmp_path)]) == 0                 # resumed: every row is found
+    assert (tmp_path / "experiments.csv").read_text() == (out / "experiments.csv").read_text()
+
+
+def test_experiment_sweeps_choice_temperatures_and_orders(tmp_path, monkeypatch, capsys):
+    argv = ["experiment", "--limit", "4", "--schedules", "cosine", "--iterations", "1", "2", "--sample-temperatures",
+            "0", "--seeds", "1", "--device", "cpu", "--no-progress", "--choice-temperatures", "0", "4.5",
+            "--orders", "confidence", "halton", "-o", str(tmp_path)]
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    assert main(argv) == 0
+    rows = read_results(tmp_path / "experiments.csv")
+    plan, sweep = rows[:6], rows[6:]                               # baselines, T=1, T=2, S=1, paste; then the sweep
+    assert {(r["choice_temperature"], r["order"]) for r in plan[2:]} == {(4.5, "confidence")}
+    best = min((r for r in plan if r["kind"] == "maskgit" and not r["paste_known"]), key=lambda r: r["fid"])
+    assert [(r["choice_temperature"], r["order"]) for r in sweep] == [(0.0, "confidence"), (0.0, "halton"),
+                                                                      (4.5, "halton")]  # (4.5, confidence): done
+    assert all((r["schedule"], r["total_iter"], r["sweet_spot"]) == (best["schedule"], best["total_iter"],
+                                                                    best["sweet_spot"]) for r in sweep)
+    assert sweep[1]["fid"] == sweep[2]["fid"]                       # the Halton order has no choice noise
+    table = (tmp_path / "experiments.md").read_text()
+    assert "| maskgit, halton, tau 0 |" in table and "| maskgit, confidence, tau 4.5 |" in table
+    assert "halton order, tau 0" in capsys.readouterr().out
+    monkeypatch.setattr(MaskGit, "decode_tokens", lambda *a, **k: pytest.fail("computed again"))
+    assert main(argv) == 0                                         # resumable like the plan
 
 
 def test_demo_on_eight_images(tmp_path, capsys):

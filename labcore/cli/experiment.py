@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds for one-shot and each rule's best iterative setting (default 3: seeds 0, 1, 2)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (the one every row uses)")
     parser.add_argument("--choice-temperature", type=float, default=4.5, help="Gumbel noise on the confidences")
+    parser.add_argument("--choice-temperatures", nargs="+", type=float, default=[],
+                        help="sweep: each rule's best iterative setting again at each of these choice temperatures")
+    parser.add_argument("--orders", nargs="+", default=[],
+                        help="sweep: each rule's best iterative setting again in each of these decoding orders: "
+                             "confidence (MaskGIT's), halton (with --choice-temperatures: every pair)")
     parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
@@ -41,12 +46,16 @@ def check_arguments(args: argparse.Namespace) -> None:
     T <= 256; finite temperatures)."""
     for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
                               ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
+                              ("--choice-temperatures", args.choice_temperatures, 0),
                               ("--limit", [args.limit or 1], 1), ("--batch-size", [args.batch_size], 1)):
         if any(v < low for v in values):
             raise ValueError(f"{name} must all be >= {low}, got {' '.join(map(str, values))}")
     base = DecodingSettings(choice_temperature=args.choice_temperature, seed=args.seed)
     for schedule, T, t in itertools.product(args.schedules, args.iterations, args.sample_temperatures):
         base.replace(schedule=schedule, total_iter=T, sample_temperature=t)
+    sweep = itertools.product(args.choice_temperatures or [base.choice_temperature], args.orders or [base.order])
+    for tau, order in sweep:
+        base.replace(choice_temperature=tau, order=order)  # an unknown order lists the choices
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
     exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
     runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
-                      seeds, args.seed, args.choice_temperature)
+                      seeds, args.seed, args.choice_temperature, list(dict.fromkeys(args.choice_temperatures)),
+                      list(dict.fromkeys(args.orders)))
     print((out / "experiments.md").read_text())
     print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
           f"wrote experiments.csv, experiments.md, experiments.png in {out}")
