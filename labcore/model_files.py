@@ -37,18 +37,25 @@ from labcore.transformer import BidirectionalTransformer, TransformerConfig
 from labcore.vqgan import VQGAN, VQGANConfig
 
 
+def _config_from(cls, params: dict, source: str, what: str, listed: str):
+    """``cls(**params)``, a config dataclass that checks its own values; an unknown key, or a value
+    the dataclass refuses (a wrong type or shape, e.g. enc_channels: 32), is a ValueError naming
+    ``source`` (``what`` / ``listed``: the words of the unknown-key message)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown {what} {unknown}; {listed} {sorted(known)}")
+    try:
+        return cls(**params)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+
+
 # ----------------------------------------------------------------------------- stage 1: the VQGAN
 
 def vqgan_config(params: dict, source: str = "VQGAN config") -> VQGANConfig:
     """A VQGANConfig from the keys of a yml's ``model_param``; errors name ``source``."""
-    known = {f.name for f in fields(VQGANConfig)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown VQGAN model_param keys {unknown}; expected {sorted(known)}")
-    try:
-        return VQGANConfig(**params)
-    except ValueError as err:  # a wrong type or shape, e.g. enc_channels: 32
-        raise ValueError(f"{source}: {err}") from None
+    return _config_from(VQGANConfig, params, source, "VQGAN model_param keys", "expected")
 
 
 def read_vqgan_config(path: str | Path) -> VQGANConfig:
@@ -104,14 +111,7 @@ def transformer_config(cfg: dict, source: str = "transformer config") -> Transfo
     cfg = cfg.get("Transformer_param", cfg) if isinstance(cfg, dict) else cfg
     if not isinstance(cfg, dict):
         raise ValueError(f"{source}: Transformer_param must be a mapping")
-    known = {f.name for f in fields(TransformerConfig)}
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        raise ValueError(f"{source}: unknown transformer key(s) {unknown}; known: {sorted(known)}")
-    try:
-        return TransformerConfig(**cfg)
-    except ValueError as err:  # a wrong type or value, e.g. dim: "big"
-        raise ValueError(f"{source}: {err}") from None
+    return _config_from(TransformerConfig, cfg, source, "transformer key(s)", "known:")
 
 
 def read_transformer_config(path: str | Path) -> TransformerConfig:
