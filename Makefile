@@ -67,9 +67,13 @@ bench: setup
 clean-venv:
 	rm -rf $(VENV)
 
-# Re-execute every notebook in place so the committed copies show their outputs and figures.
+# Re-execute every notebook in place so the committed copies show their outputs and figures
+# (scripts/execute-notebooks.py: clean start, no widget state or progress bar of other runs, each
+# figure stored once, palette PNGs; tests/test_notebook_hygiene.py checks the result).
+# NOTEBOOKS=notebooks/01_multi_head_attention.ipynb re-executes only that one.
+NOTEBOOKS ?= notebooks/[0-9]*.ipynb
 notebooks: setup
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200 notebooks/[0-9]*.ipynb
+	$(PY) scripts/execute-notebooks.py $(NOTEBOOKS)
 
 # On a machine with one CUDA GPU: stage 1 + stage 2 training, inpainting and the course-size model on CUDA,
 # the unit tests, CPU-tensor checkpoints; under 8 minutes. Uses .venv when it has torch, else python3 as is

@@ -60,7 +60,8 @@ from tqdm.auto import tqdm
 from . import fid, fid_files
 from .csv_tables import csv_text, read_csv
 from .data import InpaintingTestSet, collate_test
-from .decoding import DecodingSettings
+from .checkers.wrong_steps import MISTAKE_NAMES, classic_steps
+from .decoding import DecodingSettings, decode_step
 from .maskgit import MaskGit, latent_mask, paste_known_pixels
 from .metrics import psnr_masked
 from .runtime import atomic_write_text, pick_device
@@ -74,18 +75,29 @@ MEAN_FILL = "baseline: holes filled with the mean colour"
 ONE_SHOT_KIND, MASKGIT_KIND = "one-shot (T=1)", "maskgit"
 DECODING = (ONE_SHOT_KIND, MASKGIT_KIND)
 SETTING_FIELDS = ["kind", "tokens", "sample_temperature", "schedule", "total_iter", "sweet_spot",
-                  "paste_known", "choice_temperature", "order"]
+                  "paste_known", "choice_temperature", "order", "anneal", "step"]
+CORRECT_STEP = "decode_step"  # the step column of a row decoded with labcore's (correct) step
+# Columns added after the first results were written, and what an older CSV's decoding rows were.
+LATER_FIELDS = {"order": "confidence", "anneal": False, "step": CORRECT_STEP}
+# Row 8 (``--variants``): the classic decoding mistakes of notebook 05, each alone, and two ideas
+# of recent work that need no retraining.
+MISTAKES = ("decode.shared_gumbel", "decode.gumbel_on_probs", "decode.anneal_with_gamma", "decode.reencodes",
+            "decode.overwrites_known", "decode.count_from_current")
+IDEAS = ("order=halton", "sample_temperature_anneal")
+VARIANTS = MISTAKES + IDEAS
+MISTAKE_IDS = tuple(f"decode.{name}" for name in MISTAKE_NAMES) + ("decode.reencodes",)
 FIELDS = SETTING_FIELDS + ["seed", "fid", "psnr_masked", "token_acc", "images", "seconds"]
 KEY_FIELDS = SETTING_FIELDS + ["seed", "images"]  # a row with this key is done: a resumed run skips it
 
 
 # ----------------------------------------------------------------------------- settings and rows
 
-def decoding_setting(settings: DecodingSettings | None = None, **changes) -> dict:
+def decoding_setting(settings: DecodingSettings | None = None, step: str = CORRECT_STEP, **changes) -> dict:
     """The setting columns of one decoding row: ``settings`` with keyword ``changes`` (e.g.
-    ``sample_temperature=1.0, total_iter=8``), validated. T = 1 is schedule-free: schedule
-    ``ONE_SHOT``, whichever schedule is given (gamma(1) = 0 for every one). Rows have no
-    dilation column: the experiment decodes the course's latent mask."""
+    ``sample_temperature=1.0, total_iter=8``), validated, decoded with ``step`` (labcore's
+    ``decode_step``, or a classic mistake's id of ``labcore.checkers.wrong_steps.classic_steps``).
+    T = 1 is schedule-free: schedule ``ONE_SHOT``, whichever schedule is given (gamma(1) = 0 for
+    every one). Rows have no dilation column: the experiment decodes the course's latent mask."""
     if "schedule" in changes:
         changes["schedule"] = run_schedule(changes["schedule"])                # ONE_SHOT names no schedule
     s = DecodingSettings.resolve(settings, **changes)
@@ -93,7 +105,8 @@ def decoding_setting(settings: DecodingSettings | None = None, **changes) -> dic
     return {"kind": ONE_SHOT_KIND if one_shot else MASKGIT_KIND, "tokens": token_rule(s.sample_temperature),
             "sample_temperature": s.sample_temperature, "schedule": ONE_SHOT if one_shot else s.schedule,
             "total_iter": s.total_iter, "sweet_spot": s.steps, "paste_known": s.paste_known,
-            "choice_temperature": s.choice_temperature, "order": s.order, "seed": s.seed}
+            "choice_temperature": s.choice_temperature, "order": s.order,
+            "anneal": s.sample_temperature_anneal, "step": step, "seed": s.seed}
 
 
 def run_schedule(schedule: str) -> str:
@@ -106,7 +119,8 @@ def row_settings(row: dict) -> DecodingSettings:
     return DecodingSettings(schedule=run_schedule(row["schedule"]), total_iter=row["total_iter"],
                             sweet_spot=row["sweet_spot"], choice_temperature=row["choice_temperature"],
                             sample_temperature=row["sample_temperature"], seed=row["seed"],
-                            paste_known=row["paste_known"], order=row.get("order") or "confidence")
+                            paste_known=row["paste_known"], order=row.get("order") or "confidence",
+                            sample_temperature_anneal=bool(row.get("anneal")))
 
 
 def baseline_setting(kind: str) -> dict:
@@ -131,6 +145,32 @@ def setting_key(row: dict) -> tuple:
 
 def is_decoding(row: dict) -> bool:
     return row["kind"] in DECODING
+
+
+def is_variant(row: dict) -> bool:
+    """A row of row 8: decoded with a classic mistake's step or with the sample temperature annealed."""
+    return row.get("step", CORRECT_STEP) not in (CORRECT_STEP, "") or row.get("anneal") in (True, "True")
+
+
+def variant_changes(name: str) -> dict:
+    """The ``decoding_setting`` changes of a variant of ``VARIANTS`` (or any classic mistake's id)."""
+    if name == CORRECT_STEP:
+        return {}
+    if name == "order=halton":
+        return {"order": "halton"}
+    if name == "sample_temperature_anneal":
+        return {"sample_temperature_anneal": True}
+    if name in MISTAKE_IDS:
+        return {"step": name}
+    raise ValueError(f"unknown variant {name!r}; choose from {', '.join(IDEAS + MISTAKE_IDS)}")
+
+
+def is_random(settings: DecodingSettings, step: str = CORRECT_STEP) -> bool:
+    """Does the seed change what this setting decodes? Sampled tokens, or choice noise that orders
+    (per-token noise in the confidence order; one scalar sample, ``decode.shared_gumbel``, shifts
+    every confidence alike and orders nothing)."""
+    orders = settings.choice_temperature > 0 and settings.order == "confidence" and step != "decode.shared_gumbel"
+    return settings.sample_temperature > 0 or orders
 
 
 def load_test_tensors(test_set: InpaintingTestSet, limit: int | None = None, progress: bool = True) -> dict:
@@ -181,6 +221,11 @@ class Experiment:
             batches.append((tokens, masked, truth))
         return batches
 
+    @cached_property
+    def steps(self) -> dict:
+        """Step column -> step function: labcore's ``decode_step`` and every classic mistake."""
+        return {CORRECT_STEP: decode_step, **classic_steps(self.maskgit)}
+
     def fid_of(self, images01: torch.Tensor) -> float:
         """FID of (N, 3, 64, 64) images in [0, 1] against the ground truth (the small-sample note
         was given once, in __init__)."""
@@ -210,7 +255,8 @@ class Experiment:
         generator = settings.generator()  # one stream through every batch, the same numbers on any device
         outputs, hits, filled = [], 0, 0
         for b, (tokens, masked, truth) in enumerate(self.encoded):
-            final, _ = self.maskgit.decode_tokens(tokens, masked, settings, generator=generator)  # (b, 16, 16)
+            final, _ = self.maskgit.decode_tokens(tokens, masked, settings, generator=generator,
+                                                  step=self.steps[setting.get("step") or CORRECT_STEP])  # (b, 16, 16)
             hits += int((final.flatten(1) == truth)[masked.flatten(1)].sum())
             filled += int(masked.sum())
             images = self.maskgit.decode_z(final).cpu()                          # (b,3,64,64) normalised
@@ -280,6 +326,10 @@ def describe(row: dict, tau: float | None = None) -> str:
     text = f"{row['tokens']} tokens, {row['schedule']} T={row['total_iter']} S={row['sweet_spot']}"
     if row.get("order", "confidence") != "confidence":
         text += f", {row['order']} order"
+    if row.get("anneal"):
+        text += ", sample temperature annealed"
+    if row.get("step", CORRECT_STEP) != CORRECT_STEP:
+        text += f", step {row['step']}"
     if tau is not None and row["choice_temperature"] != tau:
         text += f", tau {row['choice_temperature']:g}"
     return text + (", paste known" if row["paste_known"] else "") + f", seed {row['seed']}"
@@ -302,6 +352,7 @@ def best_row(rows: list[dict], sample_temperature: float | None = None, seed: in
     """The decoding row without paste-known with the lowest FID (of one token rule, seed, T > 1),
     among the confidence-order rows (at ``choice_temperature``: the run's, not row 7's sweep)."""
     rows = [r for r in rows if is_decoding(r) and not r["paste_known"] and r.get("order") in (None, "confidence")
+            and not is_variant(r)
             and (choice_temperature is None or r["choice_temperature"] == choice_temperature)
             and (sample_temperature is None or r["sample_temperature"] == sample_temperature)
             and (seed is None or r["seed"] == seed) and (not iterative or r["total_iter"] > 1)]
@@ -384,19 +435,22 @@ def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list
 
 def read_results(path: str | Path) -> list[dict]:
     """Rows of an ``experiments.csv``, with numbers and booleans as written. A file from before the
-    ``order`` column reads as decoded in confidence order (what it was)."""
-    ints, texts = {"total_iter", "sweet_spot", "seed", "images"}, {"kind", "tokens", "schedule", "order"}
+    ``order``, ``anneal`` or ``step`` column reads as what it was (``LATER_FIELDS``: confidence
+    order, no annealing, labcore's step)."""
+    ints, texts = {"total_iter", "sweet_spot", "seed", "images"}, {"kind", "tokens", "schedule", "order", "step"}
 
     def parse(key: str, value: str):
         if value == "" or key in texts:
             return value
-        if key == "paste_known":
+        if key in ("paste_known", "anneal"):
             return value == "True"
         return int(value) if key in ints else float(value)
 
     columns, rows = read_csv(path)
-    if columns == [k for k in FIELDS if k != "order"]:  # written before the order column
-        rows = [{**row, "order": "confidence" if row["kind"] in DECODING else ""} for row in rows]
+    missing = [k for k in FIELDS if k not in columns]
+    if missing and set(missing) <= set(LATER_FIELDS) and columns == [k for k in FIELDS if k in columns]:
+        rows = [{**row, **{k: str(LATER_FIELDS[k]) if row["kind"] in DECODING else "" for k in missing}}
+                for row in rows]  # written before these columns: what those rows were
     elif columns != FIELDS:
         raise ValueError(f"{path}: columns {columns or None} are not this labcore's {FIELDS} "
                          "(an older experiment?): use another --output-dir")
@@ -409,6 +463,8 @@ def write_results(rows: list[dict], out_dir: Path) -> None:
     atomic_write_text(csv_text(FIELDS, ({k: r[k] for k in FIELDS} for r in rows)), out_dir / "experiments.csv")
     atomic_write_text(results_markdown(rows), out_dir / "experiments.md")
     plot_fid_vs_iterations(rows, out_dir / "experiments.png")
+    if variant_costs(aggregate(rows)):
+        variants_figure(rows).savefig(out_dir / "variants.png", dpi=110)
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -456,14 +512,17 @@ def results_markdown(rows: list[dict], with_aims: bool = True) -> str:
                 + "s/row: the wall seconds each row took as it ran" + (" (mean over seeds)" if seeds else "")
                 + ", whatever else the machine was doing: a record, not a benchmark.")
         lines += ["", note] + (["", *aims(entries)] if with_aims else [])
+    if variant_costs(entries):
+        lines += ["", variants_markdown(entries)]
     return "\n".join(lines) + "\n"
 
 
 def _sweep_test(entries: list[dict]):
     """A test of an entry: is it one of row 7's sweep (another choice temperature than the first
-    decoding entry's, or another order than "confidence")?"""
+    decoding entry's, or another order than "confidence") or of row 8's variants?"""
     tau = next((e["choice_temperature"] for e in entries if is_decoding(e)), None)
-    return lambda e: is_decoding(e) and (e["choice_temperature"] != tau or e["order"] != "confidence")
+    return lambda e: is_decoding(e) and (e["choice_temperature"] != tau or e["order"] != "confidence"
+                                         or is_variant(e))
 
 
 def _setting_label(entries: list[dict]):
@@ -471,7 +530,13 @@ def _setting_label(entries: list[dict]):
     holds a sweep (row 7); the kind alone otherwise, as before the sweep existed."""
     if not any(map(_sweep_test(entries), entries)):
         return lambda e: e["kind"]
-    return lambda e: f"{e['kind']}, {e['order']}, tau {e['choice_temperature']:g}" if is_decoding(e) else e["kind"]
+    def label(e: dict) -> str:
+        if not is_decoding(e):
+            return e["kind"]
+        text = f"{e['kind']}, {e['order']}, tau {e['choice_temperature']:g}"
+        text += ", sample temperature annealed" if e.get("anneal") else ""
+        return text + (f", {e['step']}" if e.get("step", CORRECT_STEP) != CORRECT_STEP else "")
+    return label
 
 
 def aims(entries: list[dict]) -> list[str]:
@@ -509,49 +574,242 @@ def baseline_aims(entries: list[dict]) -> list[str]:
 
 
 def plot_fid_vs_iterations(rows: list[dict], path: Path) -> None:
-    fid_figure(rows).savefig(path, dpi=120)
+    """experiments.png (``fid_figure``); sweeps.png (``sweep_figure``) and summary.png
+    (``summary_figure``) when the rows hold what they draw."""
+    fid_figure(rows).savefig(path, dpi=110)
+    for name, draw in (("sweeps.png", sweep_figure), ("summary.png", summary_figure)):
+        fig = draw(rows)
+        if fig is not None:
+            fig.savefig(Path(path).parent / name, dpi=110)
+
+
+def _grid_entries(rows: list[dict]) -> list[dict]:
+    """The plan's entries (``aggregate``'s), without row 7's sweep and row 8's variants."""
+    entries = aggregate(rows)
+    variant = _sweep_test(entries)
+    return [e for e in entries if not variant(e)]
+
+
+def _errorbar(ax, points: list[dict], x: str, **style) -> None:
+    """FID of ``points`` against column ``x``, error bars = std over seeds (a bar only where n > 1)."""
+    points = sorted(points, key=lambda e: e[x])
+    ax.errorbar([e[x] for e in points], [e["fid"] for e in points], yerr=[e["fid_std"] for e in points],
+                marker="o", capsize=5, elinewidth=2, **style)
 
 
 def fid_figure(rows: list[dict]):
-    """FID vs T per schedule (S = T, no paste), one panel per token rule; error bars = seed std;
-    the baselines as horizontal lines. Returns a matplotlib Figure (a notebook shows it)."""
-    entries = aggregate(rows)
-    variant = _sweep_test(entries)
-    entries = [e for e in entries if not variant(e)]  # row 7's sweep: in the table only
+    """FID vs T per schedule (S = T, no paste), one panel per token rule, each with its own FID
+    axis so that the seed error bars (std over seeds, where seeds were run: one-shot and the
+    rule's best setting) can be seen. The baselines and paste-known are in ``summary_figure``.
+    Returns a matplotlib Figure (a notebook shows it)."""
+    entries = _grid_entries(rows)
     rules = list(dict.fromkeys(e["sample_temperature"] for e in entries if is_decoding(e))) or [0.0]
-    fig = Figure(figsize=(5.5 * len(rules), 4.6))
-    axes = fig.subplots(1, len(rules), sharey=True, squeeze=False)[0]
+    fig = Figure(figsize=(5.2 * len(rules), 4.2))
+    axes = fig.subplots(1, len(rules), squeeze=False)[0]
     for ax, t in zip(axes, rules):
-        _plot_rule(ax, [e for e in entries if is_decoding(e) and e["sample_temperature"] == t])
-        _plot_baselines(ax, entries)
-        ax.set_title(f"{token_rule(t)} tokens (sample temperature {t:g})")
-        ax.set_xticks(sorted({e["total_iter"] for e in entries if is_decoding(e)}) or [1])
+        grid = [e for e in entries if is_decoding(e) and e["sample_temperature"] == t
+                and e["sweet_spot"] == e["total_iter"] and not e["paste_known"]]
+        one_shot = [e for e in grid if e["schedule"] == ONE_SHOT]
+        for schedule in dict.fromkeys(e["schedule"] for e in grid if e["schedule"] != ONE_SHOT):
+            _errorbar(ax, one_shot + [e for e in grid if e["schedule"] == schedule], "total_iter", label=schedule)
+        ax.set_title(f"{token_rule(t)} tokens (sample temperature {t:g})", fontsize=10)
+        ax.set_xticks(sorted({e["total_iter"] for e in grid}) or [1])
         ax.set_xlabel("total iterations T (sweet spot S = T)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("FID (lower is better)")
-    seeds = " (error bars: std over seeds)" if any(e["n"] > 1 for e in entries) else ""
-    fig.suptitle(f"Inpainting FID on {rows[0]['images'] if rows else 0} test images{seeds}")
+    seeds = "; error bars: std over seeds where seeds were run" if any(e["n"] > 1 for e in entries) else ""
+    fig.suptitle(f"FID against T on {rows[0]['images'] if rows else 0} test images (own axis per panel{seeds})",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _plot_rule(ax, entries: list[dict]) -> None:
-    grid = [e for e in entries if e["sweet_spot"] == e["total_iter"] and not e["paste_known"]]
-    one_shot = [e for e in grid if e["schedule"] == ONE_SHOT]
-    for schedule in dict.fromkeys(e["schedule"] for e in grid if e["schedule"] != ONE_SHOT):
-        pts = sorted(one_shot + [e for e in grid if e["schedule"] == schedule], key=lambda e: e["total_iter"])
-        ax.errorbar([e["total_iter"] for e in pts], [e["fid"] for e in pts], yerr=[e["fid_std"] for e in pts],
-                    marker="o", capsize=3, label=schedule)
-    for e in entries:
-        if e["paste_known"]:
-            ax.plot(e["total_iter"], e["fid"], marker="*", markersize=13, color="black", linestyle="none",
-                    label=f"{e['schedule']} T={e['total_iter']} S={e['sweet_spot']} + paste known ({e['fid']:.1f})")
+def sweep_figure(rows: list[dict]):
+    """FID against the sweet spot S (at the largest T, on the rule's schedule of the S < T rows)
+    and against the choice temperature tau (row 7, confidence order), one row of panels per token
+    rule, each panel with its own axis; error bars = std over seeds; the rule's one-shot FID as a
+    dotted line. None when the rows hold neither sweep."""
+    entries = [e for e in aggregate(rows) if is_decoding(e) and not e["paste_known"] and not is_variant(e)
+               and e["order"] == "confidence"]
+    tau = next((e["choice_temperature"] for e in entries), None)
+    rules = list(dict.fromkeys(e["sample_temperature"] for e in entries))
+    spots = {t: [e for e in entries if e["sample_temperature"] == t and e["sweet_spot"] < e["total_iter"]
+                 and e["choice_temperature"] == tau] for t in rules}
+    taus = {t: [e for e in entries if e["sample_temperature"] == t and e["choice_temperature"] != tau] for t in rules}
+    if not any(spots.values()) and not any(taus.values()):
+        return None
+    fig = Figure(figsize=(10.4, 3.4 * len(rules)))
+    axes = fig.subplots(len(rules), 2, squeeze=False)
+    for row, t in zip(axes, rules):
+        one = next((e for e in entries if e["sample_temperature"] == t and e["total_iter"] == 1), None)
+        for ax, found, x, label in ((row[0], spots[t], "sweet_spot", "sweet spot S (stop after S of T steps)"),
+                                    (row[1], taus[t], "choice_temperature", "choice temperature tau")):
+            if found:
+                same = dict(schedule=found[0]["schedule"], total_iter=found[0]["total_iter"])
+                mates = [e for e in entries if e["sample_temperature"] == t and all(e[k] == v for k, v in same.items())
+                         and (x == "sweet_spot" and e["choice_temperature"] == tau
+                              or x == "choice_temperature" and e["sweet_spot"] == found[0]["sweet_spot"])]
+                _errorbar(ax, mates, x, color="tab:blue",
+                          label=f"{same['schedule']} T={same['total_iter']}" + (f", S={found[0]['sweet_spot']}"
+                                                                               if x != "sweet_spot" else ""))
+            if one is not None:
+                ax.axhline(one["fid"], color="gray", linestyle=":", label=f"one-shot ({_cell(one, 'fid', 1)})")
+            noise = max((e["fid_std"] for e in entries if e["sample_temperature"] == t and e["total_iter"] > 1), default=0)
+            ax.text(0.02, 0.03, f"seed noise of this rule: std up to {noise:.2f}", transform=ax.transAxes, fontsize=8,
+                    color="0.3")
+            low, high = ax.get_ylim()                                  # at least 8 seed std high: a wiggle
+            if high - low < 8 * noise:                                # within the noise looks like one
+                mid = (low + high) / 2
+                ax.set_ylim(mid - 4 * noise, mid + 4 * noise)
+            ax.set_title(f"{token_rule(t)} tokens: FID against {label.split(' (')[0]}", fontsize=10)
+            ax.set_xlabel(label)
+            ax.set_ylabel("FID (lower is better)")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.suptitle(f"{rows[0]['images']} test images; error bars: std over seeds where seeds were run", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
-def _plot_baselines(ax, entries: list[dict]) -> None:
-    styles = {ORACLE: ("--", "oracle: VQGAN reconstruction"), MEAN_FILL: (":", "mean-colour fill")}
-    for e in entries:
-        if e["kind"] in styles:
-            style, label = styles[e["kind"]]
-            ax.axhline(e["fid"], color="gray", linestyle=style, label=f"{label} ({e['fid']:.1f})")
+def summary_figure(rows: list[dict]):
+    """What to submit: FID (left) and PSNR of the holes (right) of the baselines, one-shot, each
+    rule's best iterative setting and the same with the known pixels pasted back, as bars with
+    their seed std. None without a paste-known row."""
+    entries = _grid_entries(rows)
+    decoding = [e for e in entries if is_decoding(e)]
+    picks = [e for e in entries if not is_decoding(e)]
+    for t in dict.fromkeys(e["sample_temperature"] for e in decoding):
+        mine = [e for e in decoding if e["sample_temperature"] == t]
+        picks += [e for e in mine if e["total_iter"] == 1 and not e["paste_known"]]
+        picks += [e for e in mine if e["total_iter"] > 1 and e["n"] > 1 and not e["paste_known"]]
+        picks += [e for e in mine if e["paste_known"]]
+    if not any(e.get("paste_known") is True for e in picks):
+        return None
+    picks.sort(key=lambda e: e["fid"])
+
+    def name(e: dict) -> str:
+        if not is_decoding(e):
+            return e["kind"].split(":")[0] + (": VQGAN reconstruction" if e["kind"] == ORACLE else ": mean colour")
+        text = f"{e['tokens']}, " + ("one-shot" if e["total_iter"] == 1 else
+                                     f"{e['schedule']} T={e['total_iter']} S={e['sweet_spot']}")
+        return text + (" + paste known" if e["paste_known"] else "")
+    fig = Figure(figsize=(10.4, 0.42 * len(picks) + 1.4))
+    axes = fig.subplots(1, 2, sharey=True)
+    colors = ["tab:gray" if not is_decoding(e) else "tab:green" if e["paste_known"] else "tab:blue" for e in picks]
+    for ax, measure, label in ((axes[0], "fid", "FID (lower is better)"),
+                               (axes[1], "psnr_masked", "PSNR of the holes, dB (higher is better)")):
+        values = [e[measure] for e in picks]
+        ax.barh(range(len(picks)), values, xerr=[e[f"{measure}_std"] for e in picks], color=colors, capsize=3)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlim(0, max(values) * 1.15)
+    axes[0].set_yticks(range(len(picks)), [name(e) for e in picks], fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"What to submit: {rows[0]['images']} test images (green: known pixels pasted back; "
+                 "grey: baselines; error bars: std over seeds where run)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- row 8: the variants
+
+def variant_name(entry: dict) -> str:
+    """What a decoding row changed: a mistake's id, an idea of ``IDEAS``, or ``CORRECT_STEP``."""
+    if entry.get("step", CORRECT_STEP) not in (CORRECT_STEP, ""):
+        return entry["step"]
+    if entry.get("order") == "halton":
+        return "order=halton"
+    return "sample_temperature_anneal" if entry.get("anneal") in (True, "True") else CORRECT_STEP
+
+
+def variant_costs(entries: list[dict]) -> list[dict]:
+    """Every variant entry (``aggregate``'s) beside its reference, the entry of the same token rule
+    and setting decoded correctly (labcore's step, confidence order, no annealing), reference
+    first: each with ``variant``, ``d_fid`` and ``d_psnr`` (variant - reference, means over seeds).
+    Empty when the rows hold no variant."""
+    def base(e: dict) -> tuple:
+        return (e["sample_temperature"], e["schedule"], e["total_iter"], e["sweet_spot"],
+                e["choice_temperature"], e["paste_known"])
+    decoding = [e for e in entries if is_decoding(e)]
+    refs = {base(e): e for e in decoding if variant_name(e) == CORRECT_STEP}
+    out = []
+    for key, ref in refs.items():
+        variants = [e for e in decoding if base(e) == key and variant_name(e) != CORRECT_STEP]
+        order = {name: i for i, name in enumerate(VARIANTS)}
+        for e in [ref] + sorted(variants, key=lambda e: order.get(variant_name(e), len(order))) if variants else []:
+            out.append({**e, "variant": variant_name(e), "d_fid": e["fid"] - ref["fid"],
+                        "d_psnr": e["psnr_masked"] - ref["psnr_masked"]})
+    return out
+
+
+def variants_markdown(entries: list[dict]) -> str:
+    """Row 8's table: each variant's FID and PSNR of the holes, and what it costs against the
+    correct step of the same token rule and setting."""
+    costs = variant_costs(entries)
+    lines = ["Variants (row 8): each changes one thing of the correct step; cost = variant - correct "
+             "(FID: + is worse; PSNR: - is worse).", "",
+             "| variant | tokens | setting | FID | cost in FID | PSNR holes (dB) | cost in PSNR | token acc | seeds |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for e in costs:
+        setting = f"{e['schedule']} T={e['total_iter']} S={e['sweet_spot']} tau {e['choice_temperature']:g}"
+        ref = e["variant"] == CORRECT_STEP
+        name = f"correct: {CORRECT_STEP}" if ref else e["variant"]
+        d_fid, d_psnr = ("", "") if ref else (f"{e['d_fid']:+.2f}", f"{e['d_psnr']:+.2f}")
+        lines.append(f"| {name} | {e['tokens']} | {setting} | {_cell(e, 'fid', 2)} | {d_fid} | "
+                     f"{_cell(e, 'psnr_masked', 2)} | {d_psnr} | {_cell(e, 'token_acc', 3)} | {e['n']} |")
+    return "\n".join(lines)
+
+
+def variants_figure(rows: list[dict]):
+    """FID of every variant (bars, error bars = std over seeds) against the correct step (the
+    dashed line and its seed-std band), one panel per token rule. Returns a matplotlib Figure."""
+    costs = variant_costs(aggregate(rows))
+    rules = list(dict.fromkeys(e["sample_temperature"] for e in costs))
+    fig = Figure(figsize=(5.2 * len(rules), 0.45 * max(len(costs) // max(len(rules), 1), 4) + 1.6))
+    axes = fig.subplots(1, len(rules), sharex=True, squeeze=False)[0]
+    for ax, t in zip(axes, rules):
+        mine = [e for e in costs if e["sample_temperature"] == t]
+        ref, variants = mine[0], mine[1:]
+        ax.axvspan(ref["fid"] - ref["fid_std"], ref["fid"] + ref["fid_std"], color="tab:green", alpha=0.15)
+        ax.axvline(ref["fid"], color="tab:green", linestyle="--", label=f"correct step ({_cell(ref, 'fid', 1)})")
+        colors = ["tab:red" if e["variant"].startswith("decode.") else "tab:blue" for e in variants]
+        ax.barh(range(len(variants)), [e["fid"] for e in variants], xerr=[e["fid_std"] for e in variants],
+                color=colors, alpha=0.8, capsize=3)
+        ax.set_yticks(range(len(variants)), [f"{e['variant']} (n={e['n']})" for e in variants], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{token_rule(t)} tokens, {ref['schedule']} T={ref['total_iter']}", fontsize=10)
+        ax.set_xlabel("FID (lower is better); red: mistakes, blue: ideas")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+    low = min(e["fid"] - e["fid_std"] for e in costs)
+    axes[0].set_xlim(left=max(0.0, low - 5))
+    fig.suptitle(f"Decoding variants on {rows[0]['images']} test images (error bars: std over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def run_variants(exp: Experiment, out_dir: Path, base: DecodingSettings, sample_temperatures, seeds: int,
+                 variants=VARIANTS) -> Runner:
+    """Row 8: ``base`` (a schedule, T, tau) decoded correctly and with each of ``variants`` (ids of
+    ``VARIANTS`` or ``MISTAKE_IDS``) alone, for every token rule: the first seed of every row,
+    then the other seeds rule by rule (in ``sample_temperatures``' order), so a run cut short has
+    every variant once. More seeds only where the seed changes the result (``is_random``). The annealed sample temperature is
+    not run with argmax tokens: 0 annealed is 0, the correct step itself."""
+    plan = []
+    for t, sd in [(t, base.seed) for t in sample_temperatures] + \
+            [(t, sd) for t in sample_temperatures for sd in range(base.seed + 1, base.seed + seeds)]:
+        for name in (CORRECT_STEP, *variants):
+            if name == "sample_temperature_anneal" and t == 0:
+                continue
+            setting = decoding_setting(base, sample_temperature=t, seed=sd, **variant_changes(name))
+            if sd == base.seed or is_random(row_settings(setting), setting["step"]):
+                plan.append(setting)
+    runner = Runner(exp, out_dir, base.choice_temperature, len(plan))
+    for setting in plan:
+        runner.row(setting)
+    runner.bar.close()
+    write_results(runner.rows, out_dir)
+    return runner

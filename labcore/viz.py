@@ -1,9 +1,9 @@
 """Pictures for the notebooks: image grids, token maps, mask schedules, attention maps, training
 curves and the course's two decoding figures; ``show_decoding`` decodes one test image and draws
-its figures.
+its figures; ``pipeline_figure`` draws the whole pipeline (README, notebook 00).
 
 Every function returns a matplotlib ``Figure`` (drawn with pyplot, so a notebook shows it
-inline) and takes images in the models' normalised space together with the ``Normalization``
+inline; ``pipeline_figure``'s is a bare one, shown when a cell returns it) and takes images in the models' normalised space together with the ``Normalization``
 that brings them back to [0, 1]. The interactive decoding panel of notebook 03, which redraws
 ``show_decoding`` when a control moves, is ``labcore.widgets``.
 """
@@ -270,45 +270,65 @@ def _curve_group(name: str) -> str | None:
 
 
 def plot_training_curves(log: str | Path | dict, x: str = "step", columns: Sequence[str] | None = None,
-                         validation: str | Path | dict | None = None, title: str | None = None) -> Figure:
+                         validation: str | Path | dict | None = None, title: str | None = None, *,
+                         name: str = "", runs: dict[str, str | Path | dict] | None = None,
+                         hlines: dict[str, float] | None = None, logx: bool = False) -> Figure:
     """Loss, accuracy and learning rate against ``x``, one panel each, from a CSV log (path) or
     ``read_csv_log``'s dict. Columns are grouped by name (``*loss*``, ``*acc*``, ``lr``) unless
-    ``columns`` lists them. A ``validation`` log (e.g. ``val.csv``) joins the same panels, its
-    curves prefixed ``val``; sparse columns are drawn with markers."""
-    logs = [("", read_csv_log(log) if not isinstance(log, dict) else log)]
+    ``columns`` lists them (a validation log's per-ratio columns, ``loss@0.5``, come with ``loss``).
+    A ``validation`` log (e.g. ``val.csv``) joins the same panels, its curves prefixed ``val``;
+    sparse columns are drawn with markers. ``name`` prefixes the labels of both (e.g. "bundled").
+    ``runs`` draws further logs on the same panels, labelled by their key (e.g. a short run beside
+    a long one; give them the same ``x`` column, e.g. token maps seen, and ``logx=True``).
+    ``hlines`` draws labelled horizontal lines on the loss panel (e.g. ln(K + 1), a uniform guess)."""
+    def table(source):
+        if isinstance(source, dict):
+            return {k: np.asarray(v, float) for k, v in source.items()}
+        return read_csv_log(source)
+
+    prefix = f"{name} " if name else ""
+    logs = [(prefix, table(log), False, None)]                         # (label prefix, data, validation?, colour)
     if validation is not None:
-        logs.append(("val ", read_csv_log(validation) if not isinstance(validation, dict) else validation))
-    groups: dict[str, list[tuple[str, dict, str]]] = {}
-    for prefix, data in logs:
+        logs.append((prefix + "val ", table(validation), True, None))
+    # each run keeps its colour in every panel; C0-C3 go to a log and its per-ratio validation curves
+    logs += [(f"{key} ", table(source), False, f"C{4 + k}") for k, (key, source) in enumerate((runs or {}).items())]
+    groups: dict[str, list[tuple[str, dict, str, bool, str | None]]] = {}
+    for label_prefix, data, is_val, colour in logs:
         if x not in data:
-            raise ValueError(f"{prefix or 'training '}log has no {x!r} column; columns: {sorted(data)}")
-        for name in (columns or [c for c in data if c != x]):
-            if name not in data:
-                if prefix:  # a column asked for may live in the training log only
-                    continue
-                raise ValueError(f"training log has no {name!r} column; columns: {sorted(data)}")
-            group = _curve_group(name) if columns is None else (_curve_group(name) or name)
-            if group is not None and np.isfinite(data[name]).any():
-                groups.setdefault(group, []).append((prefix + name, data, name))
+            raise ValueError(f"{label_prefix or 'training '}log has no {x!r} column; columns: {sorted(data)}")
+        for column in (columns or []):
+            if column not in data and label_prefix == prefix:  # a column asked for may live in one log only
+                raise ValueError(f"training log has no {column!r} column; columns: {sorted(data)}")
+        wanted = [c for c in data if c != x] if columns is None else \
+            [c for want in columns for c in data if c != x and c.split("@")[0] == want]  # loss: also loss@0.5
+        for column in wanted:
+            group = _curve_group(column) if columns is None else (_curve_group(column) or column)
+            if group is not None and np.isfinite(data[column]).any():
+                groups.setdefault(group, []).append((label_prefix + column, data, column, is_val, colour))
     if not groups:
         raise ValueError(f"nothing to plot: no loss/accuracy/lr column with numbers among {sorted(logs[0][1])}")
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.2), squeeze=False)
     for ax, (group, curves) in zip(axes[0], groups.items()):
-        for label, data, name in curves:
-            ok = np.isfinite(data[name]) & np.isfinite(data[x])
+        for label, data, column, is_val, colour in curves:
+            ok = np.isfinite(data[column]) & np.isfinite(data[x])
             sparse = ok.sum() < 0.5 * len(ok) or ok.sum() <= 20
             # an overall validation curve ("val loss") lies among its per-ratio ones ("val loss@0.5"): on top, dashed
-            summary = label.startswith("val ") and "@" not in name and any("@" in n for *_, n in curves)
-            style = dict(ls="-", marker="o" if sparse else None, ms=3, lw=1.5 if sparse else 1)
+            summary = is_val and "@" not in column and any(v and "@" in c for *_, c, v, _ in curves)
+            style = dict(ls="-", marker="o" if sparse else None, ms=3, lw=1.5 if sparse else 1, color=colour)
             if summary:
                 style.update(ls="--", lw=2.2, color="black", zorder=3)
-            ax.plot(data[x][ok], data[name][ok], label=label, **style)
+            ax.plot(data[x][ok], data[column][ok], label=label, **style)
+        if group == "loss":
+            for label, value in (hlines or {}).items():
+                ax.axhline(value, color="grey", lw=1, ls=":", label=label)
         ax.set_xlabel(x)
         ax.set_title(group)
+        if logx:
+            ax.set_xscale("log")
         if group == "learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8 if len(curves) < 6 else 7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -449,3 +469,164 @@ def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, i
              f"choice temperature {settings.choice_temperature:g}, {_token_text(settings.sample_temperature)}, "
              f"seed {settings.seed}" + (f", step: {whose}" if whose else ""))
     return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title, pyplot=pyplot)
+
+
+def _decode_one(maskgit, test_set, image_index: int, settings: DecodingSettings, step=decode_step):
+    """Inpaint test image ``image_index``: its item and the ``InpaintResult`` (seeded with settings.seed)."""
+    if not 0 <= image_index < len(test_set):
+        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
+    item = test_set[image_index]
+    device = next(maskgit.parameters()).device
+    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
+    return item, maskgit.inpaint(image, mask, settings, step=step)
+
+
+def sweet_spot_figure(maskgit, test_set, image_index: int = 0, spots: Sequence[int] = (2, 4, 6, 8, 12),
+                      settings: DecodingSettings | None = None, step=decode_step, **changes) -> Figure:
+    """The sweet spot: test image ``image_index`` decoded with ``settings`` (default T = 12,
+    cosine) and stopped after S steps, for each S in ``spots``, with the same seed (so the first
+    steps of every column are the same steps). Top row: the latent mask when decoding stops
+    (black = still masked: these tokens all take their step-S prediction at once; orange = decoded
+    at step S); bottom row: the image. First column: the masked input, last: the ground truth."""
+    settings = DecodingSettings.resolve(settings, **{"total_iter": 12, **changes})
+    fig = _new_figure((1.3 * (len(spots) + 2) + 0.4, 3.3), layout="constrained")
+    axes = fig.subplots(2, len(spots) + 2)
+    for col, S in enumerate(spots, start=1):
+        item, result = _decode_one(maskgit, test_set, image_index, settings.replace(sweet_spot=S), step)
+        masks = result.trace.masks()[:, 0]                                     # (S+1, 16, 16)
+        axes[0, col].imshow(mask_frames(masks)[-1].numpy(), interpolation="nearest")
+        axes[0, col].set_title(f"S = {S}", fontsize=9)
+        axes[0, col].set_xlabel(f"{int(masks[-1].sum())} of {int(masks[0].sum())}\nfilled at once", fontsize=7)
+        axes[1, col].imshow(_hwc(_to_unit(result.images[0], test_set.normalization)), interpolation="nearest")
+    axes[0, 0].imshow(mask_frames(masks[:1])[0].numpy(), interpolation="nearest")
+    axes[0, 0].set_title("latent mask", fontsize=9)
+    axes[1, 0].imshow(_hwc(_to_unit(item["image"], test_set.normalization)), interpolation="nearest")
+    axes[1, 0].set_xlabel("masked input", fontsize=7)
+    axes[1, -1].imshow(_hwc(_to_unit(item["target"], test_set.normalization)), interpolation="nearest")
+    axes[1, -1].set_xlabel("ground truth", fontsize=7)
+    axes[0, -1].set_axis_off()
+    for ax in axes.flat:
+        _bare(ax, frame=True)
+    fig.suptitle(f"{item['name']}: stop after S of T={settings.total_iter} steps ({settings.schedule}, "
+                 f"choice temperature {settings.choice_temperature:g}, {_token_text(settings.sample_temperature)}, "
+                 f"seed {settings.seed})", fontsize=9)
+    return fig
+
+
+def decoded_at_step(trace: DecodingTrace, index: int = 0) -> torch.Tensor:
+    """(16, 16) long: the step t at which each token of image ``index`` was decoded (kept), 0 for
+    known tokens and -1 for tokens still masked when decoding stopped (sweet spot S < T)."""
+    masks = trace.masks()[:, index].cpu()                                       # (S+1, 16, 16)
+    newly = masks[:-1] & ~masks[1:]                                             # (S, 16, 16) decoded at step s+1
+    steps = torch.arange(1, len(newly) + 1)[:, None, None]                      # (S, 1, 1)
+    at = (newly.long() * steps).sum(0)                                          # (16, 16)
+    return torch.where(masks[-1], torch.full_like(at, -1), at)
+
+
+def decoding_order_figure(maskgit, test_set, image_index: int = 0, taus: Sequence[float] = (0, 1, 4.5, 10),
+                          settings: DecodingSettings | None = None, step=decode_step,
+                          columns: dict[str, dict] | None = None, **changes) -> Figure:
+    """Which tokens go first: test image ``image_index`` decoded with ``settings`` (default
+    cosine, T = 8) at each choice temperature in ``taus``, the same seed; or, with ``columns``
+    (label -> settings changes, e.g. ``{"halton order": dict(order="halton")}``), one column per
+    entry. Top row: a map of the step at which each masked token was decoded
+    (``decoded_at_step``: dark = early, yellow = late; white = known); bottom row: the image."""
+    settings = DecodingSettings.resolve(settings, **changes)
+    columns = columns or {f"τ = {tau:g}": dict(choice_temperature=tau) for tau in taus}
+    T = settings.steps
+    cmap = plt.get_cmap("viridis", T).with_extremes(under="white")        # known tokens (0): white
+    fig = _new_figure((1.45 * len(columns) + 1.6, 3.5), layout="constrained")
+    axes = fig.subplots(2, len(columns), squeeze=False)
+    for col, (label, change) in enumerate(columns.items()):
+        item, result = _decode_one(maskgit, test_set, image_index, settings.replace(**change), step)
+        at = decoded_at_step(result.trace).float()                             # (16, 16)
+        shown = axes[0, col].imshow(at.numpy(), cmap=cmap, vmin=0.5, vmax=T + 0.5, interpolation="nearest")
+        axes[0, col].set_title(label, fontsize=9)
+        axes[1, col].imshow(_hwc(_to_unit(result.images[0], test_set.normalization)), interpolation="nearest")
+    for ax in axes.flat:
+        _bare(ax, frame=True)
+    axes[0, 0].set_ylabel("decoded at step", fontsize=8)
+    axes[1, 0].set_ylabel("inpainted", fontsize=8)
+    fig.colorbar(shown, ax=axes[0, :], ticks=range(1, T + 1), shrink=0.9, label="step t")
+    fig.suptitle(f"{item['name']}: which tokens go first ({settings.schedule}, T={settings.total_iter}, "
+                 f"{_token_text(settings.sample_temperature)}, seed {settings.seed})", fontsize=9)
+    return fig
+
+
+# ----------------------------------------------------------------------------- the whole pipeline (README, notebook 00)
+
+def _arrow(ax, label: str, direction: str = "right") -> None:
+    """An arrow across an empty axes ("right", "left" or "down") with a short ``label`` beside it."""
+    ax.set_axis_off()
+    start, end = {"right": ((0, 0.5), (1, 0.5)), "left": ((1, 0.5), (0, 0.5)), "down": ((0.5, 1), (0.5, 0))}[direction]
+    ax.annotate("", xy=end, xytext=start, xycoords="axes fraction",
+                arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.2, shrinkA=0, shrinkB=0))
+    where = dict(x=0.5, y=0.58, ha="center", va="bottom") if direction != "down" else \
+        dict(x=0.4, y=0.5, ha="right", va="center")
+    ax.text(s=label, fontsize=7.5, color="0.15", transform=ax.transAxes, **where)
+
+
+def pipeline_figure(maskgit, test_set, image_index: int = 250, settings: DecodingSettings | None = None) -> Figure:
+    """MaskGIT inpainting of test image ``image_index``, stage by stage, drawn from the real models
+    and data as a U (a bare ``Figure``: pyplot never tracks it; a notebook shows it when a cell
+    returns it). Top row, left to right, then bottom row, right to left, arrows between stages:
+
+    1. "masked input": the 64x64 test image with its hole (pixels in [0, 1]);
+    2. "tokens": its 16x16 token map, VQGAN encoder + quantiser (colour = codebook id);
+    3. "latent mask": the same map with the tokens the hole touches masked (black: mask id K);
+    4. "transformer": the bidirectional transformer (a box), which predicts every masked token;
+    5. "step t" for three steps t of iterative decoding with ``settings`` (default
+       ``DecodingSettings()``): the latent mask after step t (black = still masked, orange =
+       decoded at step t, white = known or decoded before), the count still masked below;
+    6. "inpainted": the final tokens through the VQGAN decoder (below the input, to compare).
+    """
+    settings = DecodingSettings.resolve(settings)
+    item = test_set[image_index]
+    device = next(maskgit.parameters()).device
+    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
+    result = maskgit.inpaint(image, mask, settings)
+    K = maskgit.num_codebook_vectors
+    ids = maskgit.encode_to_z(image).view(16, 16).cpu()                          # (16, 16) codebook ids
+    colours = torch.from_numpy(plt.get_cmap("nipy_spectral")(ids.numpy() / (K - 1))[..., :3]).float()
+    latent = result.latent_mask[0].cpu()                                          # (16, 16) True = masked
+    masks = result.trace.masks()[:, 0].cpu()                                      # (S+1, 16, 16)
+    frames = mask_frames(masks)                                                   # (S+1, 16, 16, 3)
+    S = len(masks) - 1
+    steps = sorted({1, (S + 1) // 2, S})
+    top = [("masked input", _hwc(_to_unit(item["image"], test_set.normalization)), "64x64 pixels"),
+           ("tokens", colours.numpy(), f"16x16 ids in [0, {K})"),
+           ("latent mask", torch.where(latent[..., None], 0.0, colours).numpy(), f"{int(latent.sum())} of 256 masked"),
+           ("transformer", None, f"{settings.schedule} schedule, T={settings.total_iter}")]
+    bottom = [(f"step {t} of {settings.total_iter}", frames[t].numpy(), f"{int(masks[t].sum())} still masked")
+              for t in steps] + [("inpainted", _hwc(_to_unit(result.images[0], test_set.normalization)),
+                                  "VQGAN decoder output")]                        # drawn right to left
+    fig = Figure(figsize=(7.2, 4.1))
+    grid = fig.add_gridspec(3, 2 * len(top) - 1, width_ratios=[1, 0.75] * (len(top) - 1) + [1],
+                            height_ratios=[1, 0.62, 1], left=0.025, right=0.975, top=0.86, bottom=0.07,
+                            wspace=0.05, hspace=0.3)
+    for row, panels in ((0, top), (2, bottom)):
+        for i, (title, picture, detail) in enumerate(panels):
+            ax = fig.add_subplot(grid[row, 2 * len(top) - 2 - 2 * i if row == 2 else 2 * i])
+            if picture is None:  # the transformer: a box, not a picture
+                ax.add_patch(Rectangle((0, 0), 1, 1, facecolor="#dbe7f5", edgecolor="0.3"))
+                ax.text(0.5, 0.5, "bidirectional\ntransformer:\nall tokens\nat once", ha="center", va="center",
+                        fontsize=8)
+                ax.set_box_aspect(1)
+                ax.set_axis_off()
+            else:
+                ax.imshow(picture, interpolation="nearest")
+                _bare(ax, frame=True)
+            ax.set_title(title, fontsize=9)
+            ax.text(0.5, -0.05, detail, ha="center", va="top", fontsize=7.5, transform=ax.transAxes)
+    for i, label in enumerate(["VQGAN encoder\n+ quantiser", "mask the\nhole's tokens", "masked\n= id K"]):
+        _arrow(fig.add_subplot(grid[0, 2 * i + 1]), label)
+    _arrow(fig.add_subplot(grid[1, -1]), "keep the most\nconfident", "down")
+    for i, label in enumerate(["VQGAN\ndecoder"] + ["predict again,\nkeep more"] * (len(steps) - 1)):
+        _arrow(fig.add_subplot(grid[2, 2 * i + 1]), label, "left")
+    note = fig.add_subplot(grid[1, :-2])
+    note.set_axis_off()
+    note.text(0.5, 0.5, "latent masks: black = masked token (to predict), white = known or decoded,\n"
+              "orange = decoded at that step; the transformer runs once per step", ha="center", va="center",
+              fontsize=7.5, color="0.15", transform=note.transAxes)
+    fig.suptitle(f"MaskGIT inpainting of test image {item['name']}", fontsize=10)
+    return fig

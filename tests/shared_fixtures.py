@@ -4,6 +4,9 @@ transformer: fast on a 2-core CPU, same shapes and code paths as the real ones).
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+import pytest
+
 TINY_K = 64
 
 
@@ -37,3 +40,26 @@ def tiny_transformer(seed: int = 0, **config):
 
     torch.manual_seed(seed)
     return BidirectionalTransformer(tiny_transformer_config(**config)).eval()
+
+
+# Fixtures of the figure tests (tests/test_viz.py, tests/test_checkers_pipeline_decoding.py): a test
+# file takes them with ``from shared_fixtures import close_figures, maskgit, test_set``.
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def maskgit():
+    """The tiny random MaskGit (a 2-layer transformer), in eval mode."""
+    from labcore.maskgit import MaskGit
+    return MaskGit(tiny_vqgan(), tiny_transformer(n_layers=2)).eval()
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    """The bundled emoji64 test set."""
+    from labcore.data import InpaintingTestSet
+    return InpaintingTestSet()

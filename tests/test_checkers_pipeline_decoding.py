@@ -18,7 +18,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -26,33 +25,15 @@ import torch  # noqa: E402
 from labcore import viz, widgets  # noqa: E402
 from labcore.checkers import check_decode_step, check_frechet_distance  # noqa: E402
 from labcore.checkers import wrong_steps as ws  # noqa: E402
-from labcore.data import InpaintingTestSet  # noqa: E402
 from labcore.decoding import decode_step  # noqa: E402
 from labcore.fid_files import read_folder  # noqa: E402
 from labcore.inpaint import inpaint_test_set  # noqa: E402
-from labcore.maskgit import MaskGit  # noqa: E402
 
-from shared_fixtures import tiny_transformer, tiny_vqgan  # noqa: E402
+from shared_fixtures import close_figures, maskgit, test_set, tiny_transformer, tiny_vqgan  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(scope="module")
-def maskgit():
-    return MaskGit(tiny_vqgan(), tiny_transformer(n_layers=2)).eval()
-
-
-@pytest.fixture(scope="module")
-def test_set():
-    return InpaintingTestSet()
 
 
 class Spy:

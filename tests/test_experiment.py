@@ -9,6 +9,7 @@ import shutil
 import statistics
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -16,8 +17,14 @@ from PIL import Image
 from labcore import fid_files
 from labcore.__main__ import main
 from labcore.demo import DEMO_SETTING
-from labcore.experiment import FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, read_results, results_markdown, write_results
-from labcore.maskgit import MaskGit
+from labcore.checkers.wrong_steps import with_mistakes
+from labcore.data import InpaintingTestSet, normalization_for
+from labcore.decoding import DecodingSettings
+from labcore.experiment import (FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, load_test_tensors, read_results, results_markdown,
+                                variant_name, write_results)
+from labcore.maskgit import MaskGit, latent_mask
+from labcore.model_files import load_bundled_maskgit
+from labcore.paths import EMOJI64_DIR, REPO_ROOT
 from labcore.schedules import SCHEDULES
 
 ARGS = ["experiment", "--limit", "16", "--schedules", "linear", "cosine", "--iterations", "1", "2",
@@ -207,6 +214,8 @@ def test_results_read_back_as_written(experiment_rows, tmp_path):
     (["--seeds", "0"], "--seeds must all be >= 1"),
     (["--choice-temperatures", "0", "-1"], "--choice-temperatures must all be >= 0"),
     (["--orders", "confidence", "raster"], "order must be one of confidence, halton, got 'raster'"),
+    (["--variants", "decode.shared_gumbel", "decode.typo"], "unknown variant 'decode.typo'; choose from order=halton"),
+    (["--variants", "--schedules", "cosine", "linear"], "--variants decodes one setting: give one --schedules"),
 ])
 def test_experiment_rejects_bad_settings_before_any_work(argv, message, tmp_path, capsys):
     assert main(["experiment", *argv, "-o", str(tmp_path)]) == 2
@@ -231,16 +240,21 @@ def test_experiment_refuses_to_resume_other_settings(experiment_rows, change, me
     assert (tmp_path / "experiments.csv").read_text() == before
 
 
-def test_old_results_without_the_order_column_read_as_confidence(experiment_rows, tmp_path, monkeypatch):
+@pytest.mark.parametrize("missing", [["order", "anneal", "step"], ["anneal", "step"]])
+def test_old_results_read_as_what_they_were(experiment_rows, missing, tmp_path, monkeypatch):
+    """A CSV from before the order column, or from before the anneal and step columns (docs/results'
+    of session 7), reads as confidence order, no annealing, labcore's step, and is resumed as is."""
     out, rows, _ = experiment_rows
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
-    old = [k for k in FIELDS if k != "order"]
+    old = [k for k in FIELDS if k not in missing]
     with open(tmp_path / "experiments.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, old, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     read = read_results(tmp_path / "experiments.csv")
     assert [r["order"] for r in read] == ["", ""] + ["confidence"] * (len(rows) - 2)
+    assert [r["step"] for r in read] == ["", ""] + ["decode_step"] * (len(rows) - 2)
+    assert [r["anneal"] for r in read] == ["", ""] + [False] * (len(rows) - 2)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished experiment was computed again")
@@ -249,6 +263,60 @@ def test_old_results_without_the_order_column_read_as_confidence(experiment_rows
     monkeypatch.setattr(MaskGit, "decode_tokens", must_not_run)
     assert main([*ARGS, "-o", str(tmp_path)]) == 0                 # resumed: every row is found
     assert (tmp_path / "experiments.csv").read_text() == (out / "experiments.csv").read_text()
+
+
+def test_variants_each_change_one_thing_seed_by_seed(tmp_path, monkeypatch, capsys):
+    """Row 8: the correct step and each variant alone, per token rule, first seed of all before the
+    second; a second seed only where the seed matters; the table gives each cost."""
+    argv = ["experiment", "--variants", "decode.shared_gumbel", "decode.overwrites_known", "order=halton",
+            "sample_temperature_anneal", "--limit", "6", "--iterations", "4", "--seeds", "2", "--device", "cpu",
+            "--no-progress", "-o", str(tmp_path)]
+    monkeypatch.setenv("LABCORE_FAST", "1")
+    assert main(argv) == 0
+    rows = read_results(tmp_path / "experiments.csv")
+    plan = [(r["seed"], r["tokens"], variant_name(r)) for r in rows]
+    first = ["decode_step", "decode.shared_gumbel", "decode.overwrites_known", "order=halton"]
+    assert plan == ([(0, "argmax", v) for v in first] + [(0, "sampled", v) for v in first + ["sample_temperature_anneal"]]
+                    + [(1, "argmax", v) for v in first[:3:2]]        # argmax: no randomness left in those two
+                    + [(1, "sampled", v) for v in first + ["sample_temperature_anneal"]])
+    assert {(r["schedule"], r["total_iter"], r["choice_temperature"]) for r in rows} == {("cosine", 4, 4.5)}
+    by = {(r["seed"], r["tokens"], variant_name(r)): r for r in rows}
+    assert by[(0, "argmax", "decode_step")]["fid"] != by[(1, "argmax", "decode_step")]["fid"]  # tau's noise
+    assert by[(0, "sampled", "sample_temperature_anneal")]["anneal"] is True
+    for rule in ("argmax", "sampled"):                              # known tokens overwritten: the image is lost
+        assert by[(0, rule, "decode.overwrites_known")]["fid"] > by[(0, rule, "decode_step")]["fid"]
+    table = (tmp_path / "experiments.md").read_text()
+    assert "| variant | tokens | setting | FID | cost in FID |" in table
+    mean = statistics.fmean(by[(sd, "sampled", "order=halton")]["fid"] - by[(sd, "sampled", "decode_step")]["fid"]
+                            for sd in (0, 1))
+    assert f"| order=halton | sampled | cosine T=4 S=4 tau 4.5 |" in table and f"| {mean:+.2f} |" in table
+    assert (tmp_path / "variants.png").stat().st_size > 10_000
+    assert "step decode.overwrites_known, seed 1" in capsys.readouterr().out
+    monkeypatch.setattr(MaskGit, "decode_tokens", lambda *a, **k: pytest.fail("computed again"))
+    assert main(argv) == 0                                         # resumable like the plan
+
+
+@pytest.mark.parametrize("sample_temperature", [0.0, 1.0])
+def test_the_unmistaken_student_step_is_labcores_step_bit_for_bit(sample_temperature):
+    """Each mistake of row 8 is ONE line changed in ``student_step``: with no mistake it decodes
+    exactly what ``decode_step`` decodes (the same random draws), so a cost is that line's alone."""
+    maskgit = load_bundled_maskgit().eval()
+    test_set = InpaintingTestSet(EMOJI64_DIR, normalization_for(maskgit.normalization, EMOJI64_DIR))
+    batch = load_test_tensors(test_set, 24, progress=False)
+    tokens = maskgit.encode_to_z(batch["image"])                             # (24, 256)
+    masked = latent_mask(batch["mask"], patch=maskgit.patch)                 # (24, 16, 16)
+    settings = DecodingSettings(sample_temperature=sample_temperature)
+    labcores, _ = maskgit.decode_tokens(tokens, masked, settings)
+    students, _ = maskgit.decode_tokens(tokens, masked, settings, step=with_mistakes())
+    wrong, _ = maskgit.decode_tokens(tokens, masked, settings, step=with_mistakes("gumbel_on_probs"))
+    assert torch.equal(labcores, students)
+    assert not torch.equal(labcores, wrong)                                  # the comparison can tell
+    if sample_temperature == 0:  # one scalar Gumbel sample orders nothing: tau = 0, whatever the seed
+        no_noise, _ = maskgit.decode_tokens(tokens, masked, settings.replace(choice_temperature=0))
+        for seed in (0, 1):
+            shared, _ = maskgit.decode_tokens(tokens, masked, settings.replace(seed=seed),
+                                              step=with_mistakes("shared_gumbel"))
+            assert torch.equal(shared, no_noise)
 
 
 def test_experiment_sweeps_choice_temperatures_and_orders(tmp_path, monkeypatch, capsys):
@@ -289,3 +357,55 @@ def test_demo_on_eight_images(tmp_path, capsys):
     assert summary["peak_rss_mb"] > 0 and summary["seconds"]["total"] > 0
     with Image.open(tmp_path / "summary_grid.png") as grid:
         assert grid.size == (8 * 66 + 2, 3 * 66 + 2)                    # masked / inpainted / truth rows
+
+
+# ----------------------------------------------------------------------------- the figures of notebook 04, on the committed table
+
+COMMITTED = REPO_ROOT / "docs" / "results" / "experiments.csv"
+
+
+def _bar_heights(ax):
+    """(y-range of the axis, the longest vertical error bar drawn in it)."""
+    low, high = ax.get_ylim()
+    bars = [seg for coll in ax.collections for seg in coll.get_segments() if len(seg) == 2 and seg[0][0] == seg[1][0]]
+    return high - low, max((abs(seg[1][1] - seg[0][1]) for seg in bars), default=0.0)
+
+
+def test_fid_figure_error_bars_can_be_seen():
+    """Each token rule on its own FID axis: the 3-seed bars (std 0.35-0.54) span a visible part of it."""
+    from labcore.experiment import fid_figure
+    fig = fid_figure(read_results(COMMITTED))
+    assert len(fig.axes) == 2 and not fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
+    for ax in fig.axes:
+        span, bar = _bar_heights(ax)
+        assert bar > 0.05 * span, f"{ax.get_title()}: an error bar of {bar:.2f} on an axis of {span:.1f}"
+
+
+def test_sweep_figure_plots_fid_against_s_and_tau():
+    from labcore.experiment import sweep_figure
+    rows = read_results(COMMITTED)
+    fig = sweep_figure(rows)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["argmax tokens: FID against sweet spot S", "argmax tokens: FID against choice temperature tau",
+                      "sampled tokens: FID against sweet spot S", "sampled tokens: FID against choice temperature tau"]
+    def xs(ax):
+        return {float(x) for line in ax.lines for x in np.asarray(line.get_xdata(), dtype=float)}
+    assert {3.0, 6.0, 9.0, 12.0} <= xs(fig.axes[2])                    # S < T rows and S = T
+    for ax, t in ((fig.axes[1], 0.0), (fig.axes[3], 1.0)):
+        taus = {r["choice_temperature"] for r in rows if r["kind"] == "maskgit" and r["sample_temperature"] == t}
+        assert taus <= xs(ax) and len(taus) >= 2
+    assert sweep_figure([r for r in rows if r["kind"] != "maskgit" or r["sweet_spot"] == r["total_iter"]
+                         and r["choice_temperature"] == 4.5]) is None  # neither sweep: no figure
+
+
+def test_summary_figure_puts_the_pasted_rows_beside_the_baselines():
+    from labcore.experiment import summary_figure
+    rows = read_results(COMMITTED)
+    fig = summary_figure(rows)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "oracle: VQGAN reconstruction"                    # sorted by FID, best first
+    assert any(label.endswith("+ paste known") for label in labels) and "baseline: mean colour" in labels
+    pasted = min(r["fid"] for r in rows if r["paste_known"] is True)
+    assert f" {pasted:.2f}" in [t.get_text() for t in fig.axes[0].texts]
+    assert fig.axes[1].get_xlabel().startswith("PSNR of the holes")
+    assert summary_figure([r for r in rows if r["paste_known"] is not True]) is None

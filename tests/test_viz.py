@@ -20,30 +20,16 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from labcore import viz, widgets  # noqa: E402
-from labcore.data import InpaintingTestSet, latent_mask_from_pixels  # noqa: E402
-from labcore.maskgit import MaskGit  # noqa: E402
+from labcore.data import latent_mask_from_pixels  # noqa: E402
+from labcore.model_files import load_bundled_maskgit  # noqa: E402
+from labcore.paths import CHECKPOINT_DIR  # noqa: E402
 from labcore.schedules import SCHEDULES, gamma  # noqa: E402
 
-from shared_fixtures import tiny_transformer, tiny_vqgan  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
+from shared_fixtures import close_figures, maskgit, test_set, tiny_transformer, tiny_vqgan  # noqa: E402,F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def maskgit():
-    return MaskGit(tiny_vqgan(), tiny_transformer(n_layers=2)).eval()
-
-
-@pytest.fixture(scope="module")
-def test_set():
-    return InpaintingTestSet()
 
 
 def strip_arrays(fig, row, columns):
@@ -307,6 +293,95 @@ def test_training_curves_from_csv(tmp_path):
         viz.plot_training_curves(tmp_path / "nope.csv")
 
 
+
+def test_training_curves_of_a_short_run_beside_the_bundled_model():
+    """Notebook 02's figure: the bundled model's real log and validation CSVs (every mask ratio),
+    a short run on the same panels, the ln(K + 1) line, token maps seen on a log axis."""
+    log = viz.read_csv_log(CHECKPOINT_DIR / "transformer_emoji64_log.csv")
+    val = viz.read_csv_log(CHECKPOINT_DIR / "transformer_emoji64_val.csv")
+    for t in (log, val):
+        t["maps"] = t["step"] * 32
+    short = {"maps": [64, 192, 320], "loss": [5.9, 5.5, 5.2]}                  # lists are fine too
+    short_val = {"maps": [384], "loss": [5.5], "accuracy": [0.04]}
+    uniform = math.log(513)
+    fig = viz.plot_training_curves(log, x="maps", columns=["loss", "accuracy"], validation=val, name="bundled",
+                                   runs={"short": short, "short val": short_val},
+                                   hlines={"ln(K + 1)": uniform}, logx=True)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    labels = {ax.get_title(): [line.get_label() for line in ax.lines] for ax in fig.axes}
+    assert labels["loss"] == ["bundled loss", "bundled val loss", "bundled val loss@0.25", "bundled val loss@0.5",
+                              "bundled val loss@0.75", "short loss", "short val loss", "ln(K + 1)"]
+    assert labels["accuracy"] == ["bundled accuracy", "bundled val accuracy", "bundled val accuracy@0.25",
+                                  "bundled val accuracy@0.5", "bundled val accuracy@0.75", "short val accuracy"]
+    assert all(ax.get_xscale() == "log" and ax.get_xlabel() == "maps" for ax in fig.axes)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    assert list(lines["ln(K + 1)"].get_ydata()) == [uniform, uniform]
+    assert len(lines["bundled loss"].get_xdata()) == len(log["step"])          # every logged row
+    assert lines["bundled val loss@0.75"].get_xdata()[-1] == 5915 * 32
+    assert lines["bundled val loss@0.75"].get_ydata()[-1] == val["loss@0.75"][-1]
+    assert list(lines["short loss"].get_ydata()) == [5.9, 5.5, 5.2]
+    assert lines["short val loss"].get_marker() == "o"                         # one point: a marker
+    accuracy = {line.get_label(): line for line in fig.axes[1].lines}
+    assert lines["short val loss"].get_color() == accuracy["short val accuracy"].get_color()  # a run: one colour
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "ln(K + 1)" in legend and "short loss" in legend
+    with pytest.raises(ValueError, match="'perplexity'"):                       # a column the main log lacks
+        viz.plot_training_curves(log, x="maps", columns=["loss", "perplexity"])
+
+
+# ----------------------------------------------------------------------------- the whole pipeline (README, notebook 00)
+
+@pytest.fixture(scope="module")
+def bundled_maskgit():
+    return load_bundled_maskgit().eval()
+
+
+def test_pipeline_figure_draws_every_stage_from_the_real_models(bundled_maskgit, test_set):
+    n_before = len(plt.get_fignums())
+    fig = viz.pipeline_figure(bundled_maskgit, test_set, image_index=250)
+    assert len(plt.get_fignums()) == n_before                                   # a bare Figure: shown once
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in titled]
+    assert titles == ["masked input", "tokens", "latent mask", "transformer",
+                      "step 1 of 8", "step 4 of 8", "step 8 of 8", "inpainted"]
+    assert [len(ax.images) for ax in titled] == [1, 1, 1, 0, 1, 1, 1, 1]         # 7 pictures and the transformer box
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    for words in ("VQGAN encoder\n+ quantiser", "mask the\nhole's tokens", "bidirectional\ntransformer",
+                  "keep the most\nconfident", "VQGAN\ndecoder", "black = masked token"):
+        assert any(words in t for t in texts), words
+    assert "image_250.png" in fig._suptitle.get_text()
+    assert sum(len(ax.patches) for ax in fig.axes) >= 1                        # the transformer's box
+
+    # what the panels say is the real decoding of that image (the default settings: cosine, T = 8, seed 0)
+    item = test_set[250]
+    result = bundled_maskgit.inpaint(item["image"][None], item["mask"][None])
+    masks = result.trace.masks()[:, 0]                                          # (9, 16, 16)
+    m0 = int(latent_mask_from_pixels(item["mask"][None]).sum())
+    details = {ax.get_title(): [t.get_text() for t in ax.texts][-1] for ax in titled}
+    assert details["latent mask"] == f"{m0} of 256 masked"
+    assert [details[f"step {t} of 8"] for t in (1, 4, 8)] == \
+        [f"{int(masks[t].sum())} still masked" for t in (1, 4, 8)]
+    assert details["step 8 of 8"] == "0 still masked"
+    ids = bundled_maskgit.encode_to_z(item["image"][None]).view(16, 16).numpy()  # the masked input's tokens
+    tokens = np.asarray(titled[1].images[0].get_array())                        # (16, 16, 3) colour = id
+    np.testing.assert_allclose(tokens, plt.get_cmap("nipy_spectral")(ids / 511)[..., :3], atol=1e-6)
+    latent = np.asarray(titled[2].images[0].get_array())                        # the same, masked tokens black
+    hole = result.latent_mask[0].numpy()[..., None]
+    np.testing.assert_allclose(latent, np.where(hole, 0.0, tokens), atol=1e-6)
+    last_step = np.asarray(titled[6].images[0].get_array())
+    assert black_tokens(last_step) == 0                                         # nothing left masked
+    inpainted = np.asarray(titled[7].images[0].get_array())
+    want = test_set.normalization.denormalize(result.images[0]).permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(inpainted, want, atol=1e-6)
+
+    # other settings: other steps shown, named under the transformer
+    fig = viz.pipeline_figure(bundled_maskgit, test_set, image_index=3,
+                              settings=viz.DecodingSettings(schedule="linear", total_iter=4))
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in titled][4:7] == ["step 1 of 4", "step 2 of 4", "step 4 of 4"]
+    assert titled[3].texts[-1].get_text() == "linear schedule, T=4"
+
+
 def test_attention_maps_of_a_transformer(maskgit, test_set):
     item = test_set[0]
     tokens = maskgit.encode_to_z(item["image"][None])                            # (1, 256)
@@ -358,3 +433,53 @@ def test_codebook_usage_and_token_maps():
     fig = viz.plot_token_maps(indices, num_codes=8)
     assert len(fig.axes) == 2
     np.testing.assert_array_equal(np.asarray(fig.axes[1].images[0].get_array()), indices[1].numpy())
+
+
+# ----------------------------------------------------------------------------- notebook 03: sweet spot, choice temperature
+
+def test_decoded_at_step_numbers_each_token_by_its_step():
+    from labcore.decoding import DecodingTrace
+    initial = torch.zeros(1, 16, 16, dtype=torch.bool)
+    initial[0, :2, :2] = True                                              # 4 masked tokens
+    after1, after2 = initial.clone(), initial.clone()
+    after1[0, 0, 0] = False                                                # step 1 decodes (0, 0)
+    after2[0, 0, :2] = False                                               # step 2 decodes (0, 1)
+    trace = DecodingTrace(initial_masked=initial, masked=torch.stack([after1, after2]),
+                          tokens=torch.zeros(2, 1, 16, 16, dtype=torch.long), ratios=[0.5, 1.0])
+    at = viz.decoded_at_step(trace)
+    assert at[0, 0] == 1 and at[0, 1] == 2 and at[1, 0] == -1 and at[1, 1] == -1  # still masked: -1
+    assert int((at == 0).sum()) == 256 - 4                                 # known: 0
+
+
+def test_sweet_spot_figure_shows_what_is_still_masked_when_decoding_stops(maskgit, test_set):
+    fig = viz.sweet_spot_figure(maskgit, test_set, image_index=0, spots=(2, 6, 12), total_iter=12)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:4] == ["latent mask", "S = 2", "S = 6", "S = 12"]
+    full = maskgit.inpaint(test_set[0]["image"][None], test_set[0]["mask"][None], total_iter=12)
+    m0 = int(full.trace.masks()[0, 0].sum())
+    for col, S in zip((1, 2, 3), (2, 6, 12)):                              # the same seed: the first S steps ARE
+        still = int(full.trace.masked[S - 1, 0].sum())                      # the full run's first S steps
+        assert fig.axes[col].get_xlabel() == f"{still} of {m0}\nfilled at once"
+    assert fig.axes[3].get_xlabel().startswith("0 of")
+    stopped = maskgit.inpaint(test_set[0]["image"][None], test_set[0]["mask"][None], total_iter=12, sweet_spot=6)
+    shown = fig.axes[2 + 5].get_images()[0].get_array()                    # bottom row, S = 6
+    expected = viz._hwc(viz._to_unit(stopped.images[0], test_set.normalization))
+    assert np.allclose(np.asarray(shown), expected)
+    assert "image_000.png: stop after S of T=12 steps" in fig._suptitle.get_text()
+
+
+def test_decoding_order_figure_maps_the_step_of_each_token(maskgit, test_set):
+    fig = viz.decoding_order_figure(maskgit, test_set, image_index=0, taus=(0, 10))
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["τ = 0", "τ = 10"]
+    maps = []
+    for col, tau in enumerate((0, 10)):
+        result = maskgit.inpaint(test_set[0]["image"][None], test_set[0]["mask"][None], choice_temperature=tau)
+        expected = viz.decoded_at_step(result.trace).float().numpy()
+        drawn = np.asarray(fig.axes[col].get_images()[0].get_array())
+        assert np.array_equal(drawn, expected)
+        maps.append(expected)
+    assert not np.array_equal(maps[0], maps[1])                           # tau changes the order
+    colorbar = fig.axes[-1]
+    assert [int(t) for t in colorbar.get_yticks()] == list(range(1, 9)) and colorbar.get_ylabel() == "step t"
+    halton = viz.decoding_order_figure(maskgit, test_set, image_index=0, columns={"halton": dict(order="halton")})
+    assert halton.axes[0].get_title() == "halton"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
-from labcore.experiment import COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES, Experiment, previous_rows, run_rows
+from labcore.experiment import (COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES, VARIANTS, Experiment,
+                                previous_rows, run_rows, run_variants, variant_changes)
 from labcore.model_files import load_maskgit
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
 from labcore.runtime import fast_mode
@@ -18,9 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", default=str(EMOJI64_DIR), help="test set (emoji64 or lab5_dataset)")
     parser.add_argument("-o", "--output-dir", default=str(RESULTS_DIR),
                         help="where experiments.csv/.md/.png go; a run there before is resumed (default: results/)")
-    parser.add_argument("--schedules", nargs="+", default=list(COURSE_SCHEDULES),
-                        help="mask schedules (default: the course's linear cosine square)")
-    parser.add_argument("--iterations", nargs="+", type=int, default=list(ITERATIONS), help="values of T")
+    parser.add_argument("--schedules", nargs="+",
+                        help="mask schedules (default: the course's linear cosine square; with --variants: cosine)")
+    parser.add_argument("--iterations", nargs="+", type=int,
+                        help="values of T (default: 1 2 4 8 12; with --variants: 8)")
     parser.add_argument("--sample-temperatures", nargs="+", type=float, default=list(SAMPLE_TEMPERATURES),
                         help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) (default: 0 1)")
     parser.add_argument("--seeds", type=int, default=3,
@@ -32,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders", nargs="+", default=[],
                         help="sweep: each rule's best iterative setting again in each of these decoding orders: "
                              "confidence (MaskGIT's), halton (with --choice-temperatures: every pair)")
+    parser.add_argument("--variants", nargs="*", metavar="VARIANT",
+                        help="instead of the grid (row 8): one setting (one --schedules, one --iterations) decoded "
+                             "correctly and with each variant alone, per token rule; no names: every classic "
+                             f"mistake and idea ({' '.join(VARIANTS)})")
     parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
@@ -43,7 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_arguments(args: argparse.Namespace) -> None:
     """Every setting checked before any model or image is loaded: the counts here, then every
     decoding setting of the grid as a ``DecodingSettings`` (unknown schedules list the choices;
-    T <= 256; finite temperatures)."""
+    T <= 256; finite temperatures). Fills in the defaults of --schedules and --iterations."""
+    variants = args.variants is not None
+    args.schedules = args.schedules or (["cosine"] if variants else list(COURSE_SCHEDULES))
+    args.iterations = args.iterations or ([8] if variants else list(ITERATIONS))
+    if variants:
+        if len(args.schedules) != 1 or len(args.iterations) != 1:
+            raise ValueError("--variants decodes one setting: give one --schedules and one --iterations, got "
+                             f"{' '.join(args.schedules)} and {' '.join(map(str, args.iterations))}")
+        args.variants = list(dict.fromkeys(args.variants or VARIANTS))
+        for name in args.variants:
+            variant_changes(name)  # an unknown name lists the choices
     for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
                               ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
                               ("--choice-temperatures", args.choice_temperatures, 0),
@@ -71,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
     exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
-    runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
-                      seeds, args.seed, args.choice_temperature, list(dict.fromkeys(args.choice_temperatures)),
-                      list(dict.fromkeys(args.orders)))
+    if args.variants is not None:
+        base = DecodingSettings(schedule=schedules[0], total_iter=iterations[0],
+                                choice_temperature=args.choice_temperature, seed=args.seed)
+        runner = run_variants(exp, out, base, list(dict.fromkeys(args.sample_temperatures)), seeds, args.variants)
+    else:
+        runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
+                          seeds, args.seed, args.choice_temperature, list(dict.fromkeys(args.choice_temperatures)),
+                          list(dict.fromkeys(args.orders)))
     print((out / "experiments.md").read_text())
     print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
           f"wrote experiments.csv, experiments.md, experiments.png in {out}")

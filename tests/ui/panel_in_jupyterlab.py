@@ -58,7 +58,7 @@ CHANGES = [
     ("sample temperature", "type", "1"),                   # 0 (argmax) -> 1: sampled tokens
     ("total iterations T", "key", "ArrowRight"),           # 8 -> 9; S was at T and follows: one redraw
     ("sweet spot S", "key", "ArrowLeft"),                  # 9 -> 8
-    ("test image", "key", "ArrowRight"),                   # 0 -> 1
+    ("test image", "key", "ArrowRight"),                   # 1 -> 2
     ("seed", "key", "ArrowRight"),                         # 0 -> 1
 ]
 

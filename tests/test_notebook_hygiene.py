@@ -1,0 +1,336 @@
+"""The committed notebooks are clean (issue #21, point 6), read as JSON, nothing executed:
+
+- no widget state that no output needs: every stored model is reached from a widget view in the
+  outputs (directly or through ``IPY_MODEL_`` references: children, layouts, styles), every view
+  shown has its model stored, and no progress-bar model is stored at all;
+- each figure stored once: no PNG payload twice in a notebook (outputs and widget state together);
+- all of notebooks/[0-9]*.ipynb together at most 2.5 MiB;
+- no absolute machine path (/work/, /tmp/, /home/, /root/) in an output;
+- no Python warning, traceback or error output, and no progress bar frozen as text;
+- every markdown claim marked ``<!-- claims: outputs above -->`` matches the outputs: each number
+  with two or more decimals in that cell is printed by a cell above it (the conclusions of 04 and
+  05 quote the tables their notebooks print).
+
+``make notebooks`` (scripts/execute-notebooks.py) makes notebooks that pass; the tests at the end
+plant each fault in a small notebook and check that the check sees it, and that the script's
+clean-up removes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+BUDGET = 2_621_440                                     # 2.5 MiB, all committed notebooks together
+STATE_KEY = "application/vnd.jupyter.widget-state+json"
+VIEW_KEY = "application/vnd.jupyter.widget-view+json"
+MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]+)")
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|tmp|home|root)/[^\s'\"]*")
+PYTHON_WARNING = re.compile(r"\b[A-Z]\w*Warning\b|warnings\.warn|Traceback \(most recent call last\)")
+PROGRESS_TEXT = re.compile(r"\d+%\|")                  # tqdm's text bar: " 40%|████      | 4/10 [...]"
+IMAGE_KEYS = ("image/png", "image/jpeg", "image/gif")  # base64: any '/' in them is no path
+
+
+# ----------------------------------------------------------------------------- the checks
+# Each takes a notebook (its JSON as a dict) and returns what is wrong, one line per fault.
+
+def outputs(nb: dict):
+    """(cell index, output) of every code cell output."""
+    for i, cell in enumerate(nb["cells"]):
+        for output in cell.get("outputs", []):
+            yield i, output
+
+
+def stored_models(nb: dict) -> dict:
+    return nb.get("metadata", {}).get("widgets", {}).get(STATE_KEY, {}).get("state", {})
+
+
+def widget_problems(nb: dict) -> list[str]:
+    state = stored_models(nb)
+    views = {output["data"][VIEW_KEY].get("model_id", ""): i for i, output in outputs(nb)
+             if VIEW_KEY in output.get("data", {})}
+    reached, todo = set(), list(views)
+    while todo:
+        model_id = todo.pop()
+        if model_id not in reached:
+            reached.add(model_id)
+            todo += MODEL_REF.findall(json.dumps(state.get(model_id, {}).get("state", {})))
+    problems = [f"cell {i}: widget view {m[:8]} has no stored model (renders as an error or as text)"
+                for m, i in views.items() if m not in state]
+    problems += [f"widget model {m[:8]} ({model.get('model_name')}) stored, but no output shows it"
+                 for m, model in state.items() if m not in reached]
+    problems += [f"widget model {m[:8]} ({model.get('model_name')}): a progress bar's state is stored"
+                 for m, model in state.items() if str(model.get("model_name", "")).endswith("ProgressModel")]
+    return problems
+
+
+def repeated_figures(nb: dict) -> list[str]:
+    places: dict[str, list[str]] = {}
+    found = [(f"cell {i}", output) for i, output in outputs(nb)]
+    found += [(f"widget {m[:8]}", output) for m, model in stored_models(nb).items()
+              for output in model.get("state", {}).get("outputs", [])]
+    for where, output in found:
+        png = output.get("data", {}).get("image/png")
+        if png:
+            places.setdefault(hashlib.sha256("".join(png).strip().encode()).hexdigest(), []).append(where)
+    return [f"the same figure is stored {len(p)} times: {', '.join(p)}" for p in places.values() if len(p) > 1]
+
+
+def output_texts(output: dict):
+    """(what, text) of an output's text: stream text, error traceback, each non-image mime type."""
+    if output.get("output_type") == "stream":
+        yield output.get("name", "stream"), "".join(output.get("text", ""))
+    if output.get("output_type") == "error":
+        yield "error", "\n".join(output.get("traceback", []))
+    for key, value in output.get("data", {}).items():
+        if key not in IMAGE_KEYS:
+            yield key, value if isinstance(value, str) else json.dumps(value)
+
+
+def machine_paths(nb: dict) -> list[str]:
+    return [f"cell {i} ({what}): {path}" for i, output in outputs(nb) for what, text in output_texts(output)
+            for path in MACHINE_PATH.findall(text)]
+
+
+def noisy_outputs(nb: dict) -> list[str]:
+    problems = []
+    for i, output in outputs(nb):
+        if output.get("output_type") == "error":
+            problems.append(f"cell {i}: an error output ({output.get('ename')}: {output.get('evalue')})")
+        for what, text in output_texts(output):
+            if what == "stderr" and PYTHON_WARNING.search(text):
+                problems.append(f"cell {i}: a Python warning on stderr: {text.strip().splitlines()[0][:120]}")
+            if PROGRESS_TEXT.search(text):
+                problems.append(f"cell {i} ({what}): a progress bar frozen as text: {text.strip()[:80]!r}")
+    return problems
+
+
+CLAIMS_MARK = "<!-- claims: outputs above -->"
+DECIMAL = re.compile(r"(?<![\d.])\d+\.\d{2,}(?![\d.])")
+
+
+def unmatched_claims(nb: dict) -> list[str]:
+    """Numbers (two or more decimals) of a marked markdown cell that no output above it prints."""
+    problems, printed = [], ""
+    for i, cell in enumerate(nb["cells"]):
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and CLAIMS_MARK in source:
+            problems += [f"cell {i}: {number} is printed by no output above it"
+                         for number in DECIMAL.findall(source.replace(CLAIMS_MARK, "")) if number not in printed]
+        for output in cell.get("outputs", []):
+            printed += "\n".join(text for _, text in output_texts(output))
+    return problems
+
+
+# ----------------------------------------------------------------------------- the committed notebooks
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 5, f"expected notebooks/00..04 at least, found {[p.name for p in NOTEBOOKS]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_widget_state_only_for_widgets_shown(path):
+    problems = widget_problems(read(path))
+    assert not problems, f"{path.name} (re-execute it with `make notebooks`):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_figure_stored_once(path):
+    problems = repeated_figures(read(path))
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+def test_committed_notebooks_fit_the_budget():
+    sizes = {p.name: p.stat().st_size for p in NOTEBOOKS}
+    table = "\n".join(f"  {name:34} {size / 1024:8.0f} KiB" for name, size in sizes.items())
+    total = sum(sizes.values())
+    print(f"committed notebooks:\n{table}\n  {'total':34} {total / 1024:8.0f} KiB (budget {BUDGET / 1024:.0f} KiB)")
+    assert total <= BUDGET, f"notebooks total {total:,} bytes, over the {BUDGET:,}-byte budget (2.5 MiB):\n{table}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_machine_paths_in_outputs(path):
+    problems = machine_paths(read(path))
+    assert not problems, f"{path.name}: absolute paths of the machine that ran it:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_warnings_errors_or_frozen_bars(path):
+    problems = noisy_outputs(read(path))
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+def test_some_notebooks_mark_their_claims():
+    marked = [p.name for p in NOTEBOOKS if CLAIMS_MARK in p.read_text(encoding="utf-8")]
+    assert {"04_fid.ipynb", "05_decoding_mistakes.ipynb"} <= set(marked), marked
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_marked_claims_match_the_outputs(path):
+    problems = unmatched_claims(read(path))
+    assert not problems, f"{path.name}: a claim the outputs do not back:\n  " + "\n  ".join(problems)
+
+
+# ----------------------------------------------------------------------------- the checks can fail
+
+def png(color: tuple[int, int, int], size=(40, 30)) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def model(name: str, state: dict | None = None) -> dict:
+    return {"model_name": name, "model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
+            "state": {"_model_name": name, **(state or {})}}
+
+
+def view(model_id: str, **data) -> dict:
+    return {"output_type": "display_data", "metadata": {},
+            "data": {VIEW_KEY: {"model_id": model_id, "version_major": 2, "version_minor": 0}, **data}}
+
+
+def figure(color) -> dict:
+    return {"output_type": "display_data", "metadata": {}, "data": {"image/png": png(color), "text/plain": "<Figure>"}}
+
+
+def code_cell(*outs) -> dict:
+    return {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "", "outputs": list(outs)}
+
+
+def notebook(cells, state=None) -> dict:
+    nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    if state is not None:
+        nb["metadata"]["widgets"] = {STATE_KEY: {"state": state, "version_major": 2, "version_minor": 0}}
+    return nb
+
+
+def clean_example() -> dict:
+    """A VBox shown (its slider and layout reached through IPY_MODEL_ references), two figures."""
+    state = {"aa01": model("VBoxModel", {"children": ["IPY_MODEL_aa02"], "layout": "IPY_MODEL_aa03"}),
+             "aa02": model("IntSliderModel", {"layout": "IPY_MODEL_aa03"}),
+             "aa03": model("LayoutModel")}
+    return notebook([code_cell(figure((200, 30, 30))), code_cell(view("aa01", **{"text/plain": "VBox()"})),
+                     code_cell(figure((30, 30, 200)))], state)
+
+
+def test_checks_pass_a_clean_notebook():
+    nb = clean_example()
+    assert widget_problems(nb) == [] and repeated_figures(nb) == []
+    assert machine_paths(nb) == [] and noisy_outputs(nb) == []
+
+
+def test_widget_check_sees_stale_progress_and_missing_models():
+    nb = clean_example()
+    stored_models(nb)["bb01"] = model("IntSliderModel")                      # an earlier run's slider
+    stored_models(nb)["bb02"] = model("FloatProgressModel")                  # a tqdm bar's
+    nb["cells"].append(code_cell(view("cc01", **{"text/plain": "IntSlider()"})))  # shown, never stored
+    problems = "\n".join(widget_problems(nb))
+    assert "bb01" in problems and "no output shows it" in problems
+    assert "bb02 (FloatProgressModel): a progress bar" in problems
+    assert "cell 3: widget view cc01 has no stored model" in problems
+
+
+def test_figure_check_sees_a_figure_stored_twice():
+    nb = clean_example()
+    nb["cells"].append(code_cell(copy.deepcopy(nb["cells"][0]["outputs"][0])))       # the same PNG again
+    assert repeated_figures(nb) == ["the same figure is stored 2 times: cell 0, cell 3"]
+    nb = clean_example()                                                     # in an Output widget's state
+    stored_models(nb)["aa04"] = model("OutputModel", {"outputs": [copy.deepcopy(nb["cells"][2]["outputs"][0])]})
+    assert repeated_figures(nb) == ["the same figure is stored 2 times: cell 2, widget aa04"]
+
+
+def test_text_checks_see_paths_warnings_errors_and_bars():
+    nb = clean_example()
+    nb["cells"].append(code_cell(
+        {"output_type": "stream", "name": "stdout", "text": "saved to /work/main/runs/x.pt\n"},
+        {"output_type": "stream", "name": "stderr",
+         "text": "/tmp/x.py:3: UserWarning: something\n  warnings.warn(...)\n"},
+        {"output_type": "stream", "name": "stderr", "text": "train:  40%|████      | 4/10 [00:01<00:02]\n"},
+        {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []}))
+    paths = machine_paths(nb)
+    assert paths == ["cell 3 (stdout): /work/main/runs/x.pt", "cell 3 (stderr): /tmp/x.py:3:"]
+    problems = "\n".join(noisy_outputs(nb))
+    assert "cell 3: a Python warning on stderr" in problems and "cell 3: an error output (ValueError: bad)" in problems
+    assert "cell 3 (stderr): a progress bar frozen as text" in problems
+    ok = notebook([code_cell({"output_type": "stream", "name": "stderr",    # labcore's own notes are fine
+                              "text": "FID from 100 images: below 2048 samples FID is biased upwards\n"})])
+    assert noisy_outputs(ok) == []
+
+
+# ----------------------------------------------------------------------------- the script cleans up
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("execute_notebooks", REPO / "scripts" / "execute-notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_keeps_only_the_widgets_shown(script):
+    nb = clean_example()
+    stored_models(nb)["bb01"] = model("IntSliderModel")                      # stale
+    stored_models(nb).update({"dd01": model("HBoxModel", {"children": ["IPY_MODEL_dd02"]}),
+                              "dd02": model("FloatProgressModel")})          # a tqdm bar, shown
+    nb["cells"].append(code_cell(view("dd01", **{"text/plain": " 40%|████      | 4/10"})))
+    done = script.keep_shown_widgets(nb)
+    assert done["bars removed"] == 1 and nb["cells"][3]["outputs"] == []
+    assert sorted(stored_models(nb)) == ["aa01", "aa02", "aa03"]
+    assert widget_problems(nb) == []
+
+
+def test_script_stores_a_panel_with_its_own_image_once(script):
+    """Notebook 03's panel: the view carries the figure on show, and so does its Output model."""
+    image = figure((10, 150, 10))
+    state = {"ee01": model("VBoxModel", {"children": ["IPY_MODEL_ee02"]}),
+             "ee02": model("OutputModel", {"outputs": [copy.deepcopy(image)]})}
+    nb = notebook([code_cell(view("ee01", **{"image/png": image["data"]["image/png"], "text/plain": "panel"}))],
+                  state)
+    assert repeated_figures(nb) != []
+    script.keep_shown_widgets(nb)
+    assert "widgets" not in nb["metadata"]                                   # no model needed any more
+    assert nb["cells"][0]["outputs"][0]["data"] == {"image/png": image["data"]["image/png"], "text/plain": "panel"}
+    assert widget_problems(nb) == [] and repeated_figures(nb) == []
+
+
+def test_script_palette_png_is_exact_for_few_colours(script):
+    import numpy as np
+    from PIL import Image
+
+    colours = np.random.default_rng(0).integers(0, 256, (200, 3), dtype=np.uint8)  # 200 colours, as a plot's
+    pixels = np.full((90, 120, 4), 255, dtype=np.uint8)
+    pixels[..., :3] = colours[np.random.default_rng(1).integers(0, len(colours), (90, 120))]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buffer, format="PNG")
+    out = script.palette_png(buffer.getvalue())
+    assert len(out) < len(buffer.getvalue())
+    again = np.asarray(Image.open(io.BytesIO(out)).convert("RGBA"))
+    assert Image.open(io.BytesIO(out)).mode == "P" and (again == pixels).all()
+
+
+def test_claims_check_sees_a_number_no_output_prints():
+    claim = {"cell_type": "markdown", "metadata": {}, "source": f"FID 46.58 and 77.39 ± 0.54 {CLAIMS_MARK}"}
+    printed = code_cell({"output_type": "stream", "name": "stdout", "text": "FID 46.58\n77.39 ± 0.54\n"})
+    assert unmatched_claims(notebook([printed, claim])) == []
+    assert unmatched_claims(notebook([claim, printed])) == ["cell 0: 46.58 is printed by no output above it",
+                                                            "cell 0: 77.39 is printed by no output above it",
+                                                            "cell 0: 0.54 is printed by no output above it"]
+    wrong = copy.deepcopy(claim)
+    wrong["source"] = wrong["source"].replace("46.58", "46.85")
+    assert unmatched_claims(notebook([printed, wrong])) == ["cell 1: 46.85 is printed by no output above it"]
