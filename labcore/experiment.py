@@ -728,7 +728,8 @@ def variant_name(entry: dict) -> str:
 def variant_costs(entries: list[dict]) -> list[dict]:
     """Every variant entry (``aggregate``'s) beside its reference, the entry of the same token rule
     and setting decoded correctly (labcore's step, confidence order, no annealing), reference
-    first: each with ``variant``, ``d_fid`` and ``d_psnr`` (variant - reference, means over seeds).
+    first: each with ``variant``, ``d_fid`` and ``d_psnr`` (variant - reference, means over seeds)
+    and ``ref_fid_std`` (the reference's seed std).
     Empty when the rows hold no variant."""
     def base(e: dict) -> tuple:
         return (e["sample_temperature"], e["schedule"], e["total_iter"], e["sweet_spot"],
@@ -741,7 +742,7 @@ def variant_costs(entries: list[dict]) -> list[dict]:
         order = {name: i for i, name in enumerate(VARIANTS)}
         for e in [ref] + sorted(variants, key=lambda e: order.get(variant_name(e), len(order))) if variants else []:
             out.append({**e, "variant": variant_name(e), "d_fid": e["fid"] - ref["fid"],
-                        "d_psnr": e["psnr_masked"] - ref["psnr_masked"]})
+                        "d_psnr": e["psnr_masked"] - ref["psnr_masked"], "ref_fid_std": ref["fid_std"]})
     return out
 
 
@@ -750,15 +751,18 @@ def variants_markdown(entries: list[dict]) -> str:
     correct step of the same token rule and setting."""
     costs = variant_costs(entries)
     lines = ["Variants (row 8): each changes one thing of the correct step; cost = variant - correct "
-             "(FID: + is worse; PSNR: - is worse).", "",
-             "| variant | tokens | setting | FID | cost in FID | PSNR holes (dB) | cost in PSNR | token acc | seeds |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "(FID: + is worse; PSNR: - is worse); in seed std: the FID cost over the larger of the two "
+             "seed standard deviations (where seeds were run; beyond about 3 it is not seed noise).", "",
+             "| variant | tokens | setting | FID | cost in FID | in seed std | PSNR holes (dB) | cost in PSNR | token acc | seeds |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for e in costs:
         setting = f"{e['schedule']} T={e['total_iter']} S={e['sweet_spot']} tau {e['choice_temperature']:g}"
         ref = e["variant"] == CORRECT_STEP
         name = f"correct: {CORRECT_STEP}" if ref else e["variant"]
         d_fid, d_psnr = ("", "") if ref else (f"{e['d_fid']:+.2f}", f"{e['d_psnr']:+.2f}")
-        lines.append(f"| {name} | {e['tokens']} | {setting} | {_cell(e, 'fid', 2)} | {d_fid} | "
+        noise = max(e["fid_std"], e["ref_fid_std"])
+        in_std = f"{e['d_fid'] / noise:+.1f}" if not ref and noise > 0 else ""
+        lines.append(f"| {name} | {e['tokens']} | {setting} | {_cell(e, 'fid', 2)} | {d_fid} | {in_std} | "
                      f"{_cell(e, 'psnr_masked', 2)} | {d_psnr} | {_cell(e, 'token_acc', 3)} | {e['n']} |")
     return "\n".join(lines)
 

@@ -286,7 +286,7 @@ def test_variants_each_change_one_thing_seed_by_seed(tmp_path, monkeypatch, caps
     for rule in ("argmax", "sampled"):                              # known tokens overwritten: the image is lost
         assert by[(0, rule, "decode.overwrites_known")]["fid"] > by[(0, rule, "decode_step")]["fid"]
     table = (tmp_path / "experiments.md").read_text()
-    assert "| variant | tokens | setting | FID | cost in FID |" in table
+    assert "| variant | tokens | setting | FID | cost in FID | in seed std |" in table
     mean = statistics.fmean(by[(sd, "sampled", "order=halton")]["fid"] - by[(sd, "sampled", "decode_step")]["fid"]
                             for sd in (0, 1))
     assert f"| order=halton | sampled | cosine T=4 S=4 tau 4.5 |" in table and f"| {mean:+.2f} |" in table
