@@ -446,6 +446,16 @@ def step_text(step) -> str:
     return f"your {name}" if module in (None, "__main__") else f"{module}.{name}"
 
 
+def _decode_one(maskgit, test_set, image_index: int, settings: DecodingSettings, step=decode_step):
+    """Inpaint test image ``image_index``: its item and the ``InpaintResult`` (seeded with settings.seed)."""
+    if not 0 <= image_index < len(test_set):
+        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
+    item = test_set[image_index]
+    device = next(maskgit.parameters()).device
+    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
+    return item, maskgit.inpaint(image, mask, settings, step=step)
+
+
 def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
                   pyplot: bool = True, step=decode_step, **changes) -> Figure:
     """Inpaint test image ``image_index`` with ``settings`` and keyword ``changes`` (e.g.
@@ -457,28 +467,13 @@ def show_decoding(maskgit, test_set, settings: DecodingSettings | None = None, i
     panel of notebook 03 (``labcore.widgets``) calls it (with ``pyplot=False``) whenever a control
     changes. Bad settings raise a ValueError before any work."""
     settings = DecodingSettings.resolve(settings, **changes)
-    if not 0 <= image_index < len(test_set):
-        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
-    item = test_set[image_index]
-    device = next(maskgit.parameters()).device
-    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
-    result = maskgit.inpaint(image, mask, settings, step=step)                 # seeded with settings.seed
+    item, result = _decode_one(maskgit, test_set, image_index, settings, step)  # seeded with settings.seed
     step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64)
     whose = step_text(step)
     title = (f"{item['name']}: {settings.schedule} schedule, T={settings.total_iter}, sweet spot S={settings.steps}\n"
              f"choice temperature {settings.choice_temperature:g}, {_token_text(settings.sample_temperature)}, "
              f"seed {settings.seed}" + (f", step: {whose}" if whose else ""))
-    return decoding_figure(result.trace, step_images, image, test_set.normalization, title=title, pyplot=pyplot)
-
-
-def _decode_one(maskgit, test_set, image_index: int, settings: DecodingSettings, step=decode_step):
-    """Inpaint test image ``image_index``: its item and the ``InpaintResult`` (seeded with settings.seed)."""
-    if not 0 <= image_index < len(test_set):
-        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
-    item = test_set[image_index]
-    device = next(maskgit.parameters()).device
-    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
-    return item, maskgit.inpaint(image, mask, settings, step=step)
+    return decoding_figure(result.trace, step_images, item["image"][None], test_set.normalization, title=title, pyplot=pyplot)
 
 
 def sweet_spot_figure(maskgit, test_set, image_index: int = 0, spots: Sequence[int] = (2, 4, 6, 8, 12),
@@ -581,12 +576,10 @@ def pipeline_figure(maskgit, test_set, image_index: int = 250, settings: Decodin
     6. "inpainted": the final tokens through the VQGAN decoder (below the input, to compare).
     """
     settings = DecodingSettings.resolve(settings)
-    item = test_set[image_index]
-    device = next(maskgit.parameters()).device
-    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1,3,64,64), (1,1,64,64)
-    result = maskgit.inpaint(image, mask, settings)
+    item, result = _decode_one(maskgit, test_set, image_index, settings)
     K = maskgit.num_codebook_vectors
-    ids = maskgit.encode_to_z(image).view(16, 16).cpu()                          # (16, 16) codebook ids
+    device = next(maskgit.parameters()).device
+    ids = maskgit.encode_to_z(item["image"][None].to(device)).view(16, 16).cpu()  # (16, 16) codebook ids
     colours = torch.from_numpy(plt.get_cmap("nipy_spectral")(ids.numpy() / (K - 1))[..., :3]).float()
     latent = result.latent_mask[0].cpu()                                          # (16, 16) True = masked
     masks = result.trace.masks()[:, 0].cpu()                                      # (S+1, 16, 16)

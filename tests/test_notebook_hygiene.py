@@ -142,16 +142,19 @@ def test_there_are_notebooks():
     assert len(NOTEBOOKS) >= 5, f"expected notebooks/00..04 at least, found {[p.name for p in NOTEBOOKS]}"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_widget_state_only_for_widgets_shown(path):
-    problems = widget_problems(read(path))
-    assert not problems, f"{path.name} (re-execute it with `make notebooks`):\n  " + "\n  ".join(problems)
+# (check, what the failure message says first): each check of a notebook, run on every notebook
+CHECKS = {"widget state only for widgets shown": (widget_problems, "re-execute it with `make notebooks`"),
+          "each figure stored once": (repeated_figures, "a figure stored twice"),
+          "no machine paths in outputs": (machine_paths, "absolute paths of the machine that ran it"),
+          "no warnings, errors or frozen bars": (noisy_outputs, "noisy outputs")}
 
 
+@pytest.mark.parametrize("check", CHECKS)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_each_figure_stored_once(path):
-    problems = repeated_figures(read(path))
-    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+def test_notebook_is_clean(path, check):
+    find, what = CHECKS[check]
+    problems = find(read(path))
+    assert not problems, f"{path.name} ({what}):\n  " + "\n  ".join(problems)
 
 
 def test_committed_notebooks_fit_the_budget():
@@ -160,18 +163,6 @@ def test_committed_notebooks_fit_the_budget():
     total = sum(sizes.values())
     print(f"committed notebooks:\n{table}\n  {'total':34} {total / 1024:8.0f} KiB (budget {BUDGET / 1024:.0f} KiB)")
     assert total <= BUDGET, f"notebooks total {total:,} bytes, over the {BUDGET:,}-byte budget (2.5 MiB):\n{table}"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_machine_paths_in_outputs(path):
-    problems = machine_paths(read(path))
-    assert not problems, f"{path.name}: absolute paths of the machine that ran it:\n  " + "\n  ".join(problems)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_warnings_errors_or_frozen_bars(path):
-    problems = noisy_outputs(read(path))
-    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
 
 
 def test_some_notebooks_mark_their_claims():
