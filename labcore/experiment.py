@@ -768,8 +768,10 @@ def variants_markdown(entries: list[dict]) -> str:
 
 
 def variants_figure(rows: list[dict]):
-    """FID of every variant (bars, error bars = std over seeds) against the correct step (the
-    dashed line and its seed-std band), one panel per token rule. Returns a matplotlib Figure."""
+    """What each variant costs in FID against the correct step of its token rule (bars: variant -
+    correct, error bars: the variant's std over seeds, grey band: the correct step's), one panel
+    per token rule on one symlog axis, so a cost of 0.2 and one of 300 both read. Each bar carries
+    its number. Returns a matplotlib Figure."""
     costs = variant_costs(aggregate(rows))
     rules = list(dict.fromkeys(e["sample_temperature"] for e in costs))
     fig = Figure(figsize=(5.2 * len(rules), 0.45 * max(len(costs) // max(len(rules), 1), 4) + 1.6))
@@ -777,20 +779,24 @@ def variants_figure(rows: list[dict]):
     for ax, t in zip(axes, rules):
         mine = [e for e in costs if e["sample_temperature"] == t]
         ref, variants = mine[0], mine[1:]
-        ax.axvspan(ref["fid"] - ref["fid_std"], ref["fid"] + ref["fid_std"], color="tab:green", alpha=0.15)
-        ax.axvline(ref["fid"], color="tab:green", linestyle="--", label=f"correct step ({_cell(ref, 'fid', 1)})")
+        ax.axvspan(-ref["fid_std"], ref["fid_std"], color="0.6", alpha=0.3, label=f"correct step's seed std (±{ref['fid_std']:.2f})")
+        ax.axvline(0, color="0.3", linewidth=0.8)
         colors = ["tab:red" if e["variant"].startswith("decode.") else "tab:blue" for e in variants]
-        ax.barh(range(len(variants)), [e["fid"] for e in variants], xerr=[e["fid_std"] for e in variants],
-                color=colors, alpha=0.8, capsize=3)
+        bars = ax.barh(range(len(variants)), [e["d_fid"] for e in variants], xerr=[e["fid_std"] for e in variants],
+                       color=colors, alpha=0.8, capsize=3)
+        ax.bar_label(bars, labels=[f"{e['d_fid']:+.2f}" for e in variants], fontsize=7, padding=3)
         ax.set_yticks(range(len(variants)), [f"{e['variant']} (n={e['n']})" for e in variants], fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(f"{token_rule(t)} tokens, {ref['schedule']} T={ref['total_iter']}", fontsize=10)
-        ax.set_xlabel("FID (lower is better); red: mistakes, blue: ideas")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"{token_rule(t)} tokens, {ref['schedule']} T={ref['total_iter']}\n"
+                     f"correct step: FID {_cell(ref, 'fid', 2)}", fontsize=9)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel("FID cost: variant - correct (+ is worse; symlog)\nred: mistakes, blue: ideas", fontsize=8)
+        ax.legend(fontsize=7, loc="lower right")
         ax.grid(axis="x", alpha=0.3)
-    low = min(e["fid"] - e["fid_std"] for e in costs)
-    axes[0].set_xlim(left=max(0.0, low - 5))
-    fig.suptitle(f"Decoding variants on {rows[0]['images']} test images (error bars: std over seeds)")
+    worst = max([10.0] + [e["d_fid"] + e["fid_std"] for e in costs])
+    best = min([-1.0] + [e["d_fid"] - e["fid_std"] for e in costs])
+    axes[0].set_xlim(10 * best, 10 * worst)                           # room for the labels of the longest bars
+    fig.suptitle(f"What each decoding variant costs on {rows[0]['images']} test images (error bars: std over seeds)")
     fig.tight_layout()
     return fig
 

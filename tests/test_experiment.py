@@ -409,3 +409,27 @@ def test_summary_figure_puts_the_pasted_rows_beside_the_baselines():
     assert f" {pasted:.2f}" in [t.get_text() for t in fig.axes[0].texts]
     assert fig.axes[1].get_xlabel().startswith("PSNR of the holes")
     assert summary_figure([r for r in rows if r["paste_known"] is not True]) is None
+
+
+VARIANTS_750 = REPO_ROOT / "docs" / "results" / "variants" / "experiments.csv"
+
+
+def test_variants_figure_draws_each_cost_with_its_number():
+    """Notebook 05's figure on the committed 750-image table: one panel per token rule, one bar per
+    variant whose length is its FID cost against the correct step (so +0.22 and +320 both read, on
+    a symlog axis), labelled with that number."""
+    from labcore.experiment import aggregate, variant_costs, variants_figure
+    rows = read_results(VARIANTS_750)
+    costs = variant_costs(aggregate(rows))
+    fig = variants_figure(rows)
+    assert len(fig.axes) == 2, "one panel per token rule"
+    for ax in fig.axes:
+        rule = "argmax" if ax.get_title().startswith("argmax") else "sampled"
+        mine = [e for e in costs if e["tokens"] == rule][1:]          # the correct step is the reference
+        widths = [bar.get_width() for bar in ax.patches if bar.get_height() < 1]
+        assert widths == pytest.approx([e["d_fid"] for e in mine]), f"{rule}: bars are not the FID costs"
+        labels = [t.get_text() for t in ax.texts]
+        assert labels == [f"{e['d_fid']:+.2f}" for e in mine], f"{rule}: bar labels {labels}"
+        assert ax.get_xscale() == "symlog"
+        lo, hi = ax.get_xlim()
+        assert lo < min(e["d_fid"] for e in mine) and hi > max(e["d_fid"] for e in mine), "a bar is cut off"
