@@ -248,6 +248,16 @@ _TABLE = [
      "d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 S2)).", _G),
 ]
 
+# Two mistakes every exercise can make: its own id each, so a report names the exercise.
+_TABLE += [(f"{exercise}.uses_reference", "labcore's solution, not yours: your code reaches labcore's own "
+            "implementation of this exercise, which earns no points.",
+            "Write the exercise yourself with the operations its text describes; labcore's piece runs anyway "
+            "until yours passes.", False) for exercise in EXERCISES]
+_TABLE += [(f"{exercise}.mutates_input", "Your function changed one of its inputs in place: the caller's tensor "
+            "(or array) is not what it was, and the code that uses it next computes with wrong values.",
+            "Build new tensors (x = x + 1, torch.where, masked_fill without the underscore, .clone() first) "
+            "and leave every argument as it came.", False) for exercise in EXERCISES]
+
 MISTAKES: dict[str, Mistake] = {row[0]: Mistake(*row) for row in _TABLE}
 assert len(MISTAKES) == len(_TABLE), "duplicate mistake id"
 assert all(m.exercise in EXERCISES for m in MISTAKES.values())

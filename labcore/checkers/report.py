@@ -9,8 +9,10 @@ first probe checks shapes and types; when it fails, nothing numerical is reporte
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import random
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from labcore.checkers.mistakes import MISTAKES
+from labcore.checkers.ownership import reaches
 
 
 @dataclass
@@ -57,10 +60,8 @@ class CheckResult:
 
     @property
     def mistakes(self) -> list[str]:
-        """The diagnosed ids, specific ones only when any probe named a cause."""
-        ids = list(dict.fromkeys(f.mistake for f in self.findings if not f.ok and f.mistake))
-        specific = [i for i in ids if not MISTAKES[i].generic]
-        return specific or ids
+        """The id of every failed probe, in the order the probes ran (each once)."""
+        return list(dict.fromkeys(f.mistake for f in self.findings if not f.ok and f.mistake))
 
     def __bool__(self) -> bool:
         return self.passed
@@ -109,8 +110,37 @@ def call(fn: Callable, *args, **kwargs):
     """``fn(*args, **kwargs)``; an exception it raises becomes a ``StudentError``."""
     try:
         return fn(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 - anything the student's code raises is a finding
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - anything the student's code raises is a finding
         raise StudentError(err) from err
+
+
+def snapshot(*values) -> list:
+    """Copies of the tensors and arrays among ``values`` (None for anything else), to tell later
+    whether the student's code changed an input it was given (``changed``)."""
+    return [v.detach().clone() if torch.is_tensor(v) else v.copy() if isinstance(v, np.ndarray) else None
+            for v in values]
+
+
+def changed(before: list, *values) -> list[int]:
+    """The positions of the inputs that differ from their ``snapshot`` (value, shape or dtype)."""
+    out = []
+    for i, (old, new) in enumerate(zip(before, values)):
+        if old is None:
+            continue
+        same = (torch.equal(old, new.detach()) and old.dtype == new.dtype) if torch.is_tensor(new) else \
+            (isinstance(new, np.ndarray) and new.shape == old.shape and bool(np.array_equal(old, new, equal_nan=True)))
+        if not same:
+            out.append(i)
+    return out
+
+
+def unchanged(check: str, mistake: str, before: list, values: tuple, names: tuple[str, ...]) -> "Finding":
+    """A finding: the inputs ``names`` (given as ``values``, copied in ``before``) were left as they were."""
+    moved = changed(before, *values)
+    if not moved:
+        return ok(check)
+    return fail(check, mistake, "your function changed its input " + ", ".join(names[i] for i in moved)
+                + " (an in-place operation: x += ..., x[...] = ..., x.masked_fill_(...), x.mul_(...))")
 
 
 @contextlib.contextmanager
@@ -137,20 +167,37 @@ Probe = Callable[[], "Finding | Iterable[Finding | str]"]
 
 
 def run_probes(checker: str, probes: list[tuple[str, Probe]], error_id: str, seed: int = 0,
-               setup: Callable[[], None] | None = None) -> CheckResult:
+               setup: Callable[[], None] | None = None, own=None) -> CheckResult:
     """Run ``setup`` (the checker's fixed cases), then ``probes`` (name, function) in order, into a
     ``CheckResult``, all inside ``isolated_rng(seed)``. A probe returns findings (and strings:
     notes for the report). The first probe checks shapes and types: when it fails the others are
-    skipped. A ``StudentError`` in a probe is a finding with ``error_id``."""
+    skipped. Any exception in a probe (the student's code raised, or returned something the probe
+    could not use) is a finding with ``error_id``: a checker never shows a traceback of its own.
+    ``own``: the student's function or class; when it reaches labcore's implementation of the
+    exercise (``ownership.reaches``) the result is ``<exercise>.uses_reference`` and nothing runs."""
     result, t0 = CheckResult(checker), time.perf_counter()
+    exercise = error_id.split(".")[0]
+    used = [] if own is None else reaches(own, exercise)
+    if used:
+        result.findings.append(fail("your own code, not labcore's solution", f"{exercise}.uses_reference",
+                                    "your code reaches " + ", ".join(used)))
+        result.seconds = time.perf_counter() - t0
+        return result
     with isolated_rng(seed):
-        if setup is not None:
-            setup()
+        try:
+            if setup is not None:
+                setup()
+        except Exception as err:  # noqa: BLE001 - a setup that runs the student's code (their constructor)
+            result.findings.append(fail("sets up the check's cases", error_id, str(StudentError(err))))
+            probes = []
         for i, (name, probe) in enumerate(probes):
             try:
                 found = probe()
             except StudentError as err:
                 found = fail(name, error_id, str(err))
+            except Exception as err:  # noqa: BLE001 - what the student's code returned broke the check itself
+                found = fail(name, error_id, str(StudentError(err)) + "\n(the check could not go on with what your "
+                             "code returned: look at its type, shape and dtype)")
             found = [found] if isinstance(found, Finding) else list(found)
             result.findings += [f for f in found if isinstance(f, Finding)]
             result.notes += [f for f in found if isinstance(f, str)]
@@ -185,15 +232,68 @@ def merge(checker: str, parts: list[CheckResult], notes: list[str] = ()) -> Chec
                        sum(p.seconds for p in parts))
 
 
-def yours_or_reference(result: CheckResult, yours, reference, what: str):
-    """The student's piece when its checker passed, else labcore's reference: a notebook goes on
-    top to bottom either way, and says in one line which one the rest of it runs."""
+# name of an exercise's function or class -> labcore's piece with its signature (the fallback)
+REFERENCE_OF = {
+    "encode_to_z": "labcore.checkers.tokens.reference_encode_to_z",
+    "MultiHeadAttention": "labcore.attention.MultiHeadAttention",
+    "gamma_func": "labcore.schedules.gamma",
+    "mask_tokens": "labcore.checkers.masking.reference_mask_tokens",
+    "masked_loss": "labcore.checkers.masking.reference_masked_loss",
+    "configure_optimizers": "labcore.checkers.training.reference_configure_optimizers",
+    "train_one_epoch": "labcore.checkers.training.reference_train_one_epoch",
+    "decode_step": "labcore.decoding.decode_step",
+    "frechet_distance": "labcore.checkers.frechet.reference_frechet_distance",
+}
+_CHECKED: dict[str, tuple[object, CheckResult]] = {}   # name -> (what was checked, its result)
+
+
+def record(name: str, checked, result: CheckResult) -> CheckResult:
+    """Remember the latest check of the exercise piece ``name`` (a key of ``REFERENCE_OF``):
+    ``yours_or_reference(name)`` then picks what was checked, if it passed. Returns ``result``."""
+    _CHECKED[name] = (checked, result)
+    return result
+
+
+def last_check(name: str) -> CheckResult | None:
+    """The latest result recorded for ``name`` in this session (None when never checked)."""
+    return _CHECKED.get(name, (None, None))[1]
+
+
+def reference(name: str):
+    """labcore's piece for the exercise piece ``name`` (imported when asked for: the notebooks never
+    put it in the student's namespace)."""
+    module, _, attr = REFERENCE_OF[name].rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def yours_or_reference(result, yours=None, reference_piece=None, what: str | None = None):
+    """The student's piece when its check passed, else labcore's: a notebook goes on top to bottom
+    either way, and says in one line which one the rest of it runs.
+
+    ``yours_or_reference("decode_step")`` (the notebooks' form): the object that the latest check of
+    ``decode_step`` ran on, if that check passed, else labcore's reference (``REFERENCE_OF``). Each
+    piece falls back alone, and re-running cells in any order picks what the last check saw.
+    ``yours_or_reference(result, yours, reference, "what")``: the same with the pieces given."""
+    if isinstance(result, str):
+        name = what = result
+        if name not in REFERENCE_OF:
+            raise ValueError(f"yours_or_reference: unknown exercise piece {name!r}; one of {', '.join(REFERENCE_OF)}")
+        checked, result = _CHECKED.get(name, (None, None))
+        yours, reference_piece = checked, reference(name)
+        current = sys._getframe(1).f_globals.get(name)
+        if result is None:
+            print(f"{what}: not checked yet (run its check cell), so the rest of this notebook runs labcore's reference.")
+            return reference_piece
+        if result.passed and current is not None and current is not checked:
+            print(f"{what}: your cell was run again after its check: run the check cell too. Until then the rest "
+                  "of this notebook runs the version that passed.")
+            return yours
     if result.passed:
         print(f"{what}: yours passed its check, so the rest of this notebook runs YOUR code.")
         return yours
     why = "not done yet" if result.not_done else "its check failed (see the report above)"
     print(f"{what}: {why}, so the rest of this notebook runs labcore's reference.")
-    return reference
+    return reference_piece
 
 
 def accepts(fn, *args, **kwargs) -> bool:
