@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.labcore-installed
 
-.PHONY: setup demo test test-ui lab notebooks bench clean-venv gpu-check student autograde-check
+.PHONY: setup demo test test-ui lab lab-solved notebooks bench clean-venv gpu-check student autograde-check autograde
 
 setup: $(STAMP)
 
@@ -38,7 +38,17 @@ test-ui: setup
 		|| $(PY) -m pip install --quiet --disable-pip-version-check "playwright>=1.40"
 	LABCORE_CHROMIUM=$(CHROMIUM) $(PY) tests/ui/panel_in_jupyterlab.py
 
+# `make lab`: JupyterLab on YOUR copies, student/ (made by `make student` when a notebook is missing
+# there; a copy already there, your work, is never overwritten), with a student's tools only: the
+# Jupyter config of scripts/student-jupyter/ switches off nbgrader's instructor panels (Create
+# Assignment, the formgrader, the course list), nbgrader's Validate stays. `make lab-solved`: the
+# solved notebooks/ (for TAs, and for you once your checks pass), with every panel.
+STUDENT_COPIES := $(patsubst notebooks/%,student/%,$(wildcard notebooks/[0-9]*.ipynb))
 lab: setup
+	@for nb in $(STUDENT_COPIES); do test -f $$nb || { $(MAKE) --no-print-directory student && break; }; done
+	JUPYTER_CONFIG_PATH="$(CURDIR)/scripts/student-jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab student/
+
+lab-solved: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 # The lab as an nbgrader assignment (scripts/nbgrader/; the grading extra installs nbgrader).
@@ -46,7 +56,10 @@ lab: setup
 # the release goes to build/nbgrader/release/maskgit_lab/ (to hand out) and into student/, where a
 # notebook already there (your work) is never overwritten. `make autograde-check`: nbgrader autograde
 # + generate_feedback of SUBMISSIONS (one folder per student, named after the student; default your
-# student/), scores per notebook and where the feedback is.
+# student/), scores per notebook and where the feedback is. `make autograde SUBMISSIONS=collected`: a
+# class (one folder per student), JOBS at a time (default: one per core), each in its own temporary
+# course, in grading mode (scripts/nbgrader/README.md): build/nbgrader/grades.csv, class-report.md/.png,
+# feedback/<student>/. Both take LIMIT= (seconds per cell, default 50).
 GRADING := $(VENV)/.labcore-grading
 $(GRADING): $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test,grading]"
@@ -56,8 +69,13 @@ student: $(GRADING)
 	$(PY) scripts/nbgrader/release.py
 
 SUBMISSIONS ?= student
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+LIMIT ?= 50
 autograde-check: $(GRADING)
-	$(PY) scripts/nbgrader/autograde.py $(SUBMISSIONS)
+	$(PY) scripts/nbgrader/autograde.py --jobs 1 --limit $(LIMIT) $(SUBMISSIONS)
+
+autograde: $(GRADING)
+	$(PY) scripts/nbgrader/autograde.py --jobs $(JOBS) --limit $(LIMIT) $(SUBMISSIONS)
 
 bench: setup
 	$(VENV)/bin/labcore bench train

@@ -82,11 +82,17 @@ class StudentAttention(nn.Module):
 
 def test_check_attention_passes_correct_modules(capsys):
     torch.manual_seed(3)
-    assert check_attention(MultiHeadAttention(DIM, HEADS))
-    assert check_attention(MultiHeadAttention(DIM, HEADS, fused=True))
     result = check_attention(StudentAttention(DIM, HEADS), num_heads=HEADS, verbose=True)
     assert result.passed and result.max_error <= 1e-5
     assert "PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_labcores_own_module_is_not_the_students(fused):
+    """labcore's MultiHeadAttention is right, but it is the solution: no points for it."""
+    result = check_attention(MultiHeadAttention(DIM, HEADS, fused=fused))
+    assert not result.passed and result.mistakes == ["attention.uses_reference"]
+    assert "labcore.attention.MultiHeadAttention" in str(result)
 
 
 def test_check_attention_fails_a_broken_module(capsys):
@@ -95,7 +101,8 @@ def test_check_attention_fails_a_broken_module(capsys):
     assert not result.passed and result.max_error > 1e-3 and "attention.no_scaling" in result.mistakes
     assert "FAIL" in capsys.readouterr().out
     # a wrong head count is caught too
-    assert not check_attention(MultiHeadAttention(DIM, 4), num_heads=HEADS, verbose=False)
+    result = check_attention(StudentAttention(DIM, 4), num_heads=HEADS, verbose=False)
+    assert not result.passed and "attention.num_heads" in result.mistakes
 
 
 def test_check_attention_explains_unknown_layouts():
@@ -109,3 +116,43 @@ def test_check_attention_explains_unknown_layouts():
     result = check_attention(NoProjections())
     assert not result.passed and result.mistakes == ["attention.layout"]
     assert "qkv" in str(result) and "lin" in str(result)  # what it looked for, and what the module has
+
+
+def test_projections_of_unexpected_sizes_are_a_report_not_a_traceback():
+    class HalfWidth(StudentAttention):
+        def __init__(self, dim, num_heads, attn_drop):
+            super().__init__(dim, num_heads)
+            self.query = nn.Linear(dim, dim // 2)
+
+    with pytest.raises(ValueError, match="unexpected sizes"):
+        copy_into_torch_mha(HalfWidth(DIM, HEADS, 0.0), HEADS)
+    result = check_attention(HalfWidth)
+    assert result.mistakes == ["attention.layout"] and "32 -> 16" in str(result)
+
+
+def test_an_exception_in_init_is_a_report():
+    class Raises(StudentAttention):
+        def __init__(self, dim, num_heads, attn_drop):
+            raise RuntimeError("not written yet")
+
+    result = check_attention(Raises)
+    assert result.mistakes == ["attention.error"] and "not written yet" in str(result)
+
+
+def test_the_check_is_recorded_and_torch_is_left_as_it_was():
+    from labcore.checkers.report import last_check
+
+    forward, functional = nn.MultiheadAttention.forward, torch.nn.functional.multi_head_attention_forward
+
+    class ByGetattr(StudentAttention):     # reaches labcore's class at run time only
+        def forward(self, x):
+            import importlib
+            cls = getattr(importlib.import_module("labcore." + "attention"), "MultiHead" + "Attention")
+            inner = cls(x.shape[-1], self.num_heads, 0.0)
+            return inner.eval()(x)
+
+    result = check_attention(ByGetattr(DIM, HEADS), num_heads=HEADS)
+    assert result.mistakes == ["attention.uses_reference"] and last_check("MultiHeadAttention") is result
+    assert nn.MultiheadAttention.forward is forward
+    assert torch.nn.functional.multi_head_attention_forward is functional
+    assert "forward" not in vars(MultiHeadAttention) or MultiHeadAttention.forward.__name__ == "forward"

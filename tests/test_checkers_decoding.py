@@ -1,9 +1,11 @@
 """The checker of exercise 6 (one decoding step): ``labcore.checkers.check_decode_step``.
 
-Every specific mistake id ``decode.*`` is proved by a wrong step written the way a student would
-(``labcore.checkers.wrong_steps``): the checker must fail it and name that id. Correct steps
+Every specific mistake id ``decode.*`` is proved by a wrong step: labcore's classic ones
+(``labcore.checkers.wrong_steps``, judged by ``probe_decode_step``, the probes without the test of
+whose code it is) or the adversarial suite's (tests/test_adversarial_decode.py). Correct steps
 written differently from labcore's (other noise, other random stream, other selection, loops)
-must pass: the checker judges properties, never labcore's random stream.
+must pass: the checker judges properties, never labcore's random stream. labcore's own steps
+passed to ``check_decode_step`` are ``decode.uses_reference``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import pytest
 import torch
 
 from labcore.checkers import MISTAKES, check_decode_step, mistakes_of
+from labcore.checkers.decoding import probe_decode_step
 from labcore.checkers import wrong_steps as ws
 from labcore.checkers.fixtures import tiny_transformer, tiny_vqgan
-from labcore.decoding import DecodingSettings, StepResult, decode, decode_step
+from labcore.decoding import DecodingSettings, StepResult, decode, decode_step, gumbel
 from labcore.maskgit import MaskGit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,30 +47,33 @@ def _kept_count(ratio, m0, remaining, settings) -> int:
 # ----------------------------------------------------------------------------- wrong steps
 
 def returns_int_mask(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
-    """decode.shape: the new mask comes back as 0/1 integers (rank < n).long(), not bools."""
+    """decode.dtype: the new mask comes back as 0/1 integers (rank < n).long(), not bools."""
     out = decode_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator)
     return out.tokens, out.masked.long(), out.filled
 
 
 def wrong_step(mistake: str):
-    if mistake == "decode.shape":
+    if mistake == "decode.dtype":
         return returns_int_mask
     return ws.classic_steps(checker_vqgan())[mistake]
 
 
-WRONG = ["decode.shape", *ws.classic_steps(checker_vqgan())]
+WRONG = ["decode.dtype", *ws.classic_steps(checker_vqgan())]
 
 
 def test_every_specific_decode_mistake_has_a_wrong_step():
-    missing, extra = set(SPECIFIC) - set(WRONG), set(WRONG) - set(SPECIFIC)
+    from test_adversarial_decode import WRONG as ADVERSARIAL
+    proved = set(WRONG) | {case.expect for case in ADVERSARIAL}
+    missing, extra = set(SPECIFIC) - proved, set(WRONG) - set(SPECIFIC)
     assert not missing, f"mistake ids with no wrong step proving them: {sorted(missing)}"
     assert not extra, f"wrong steps for ids that are not specific decode mistakes: {sorted(extra)}"
 
 
 @pytest.mark.parametrize("mistake", WRONG, ids=WRONG)
 def test_wrong_step_is_caught_and_named(mistake):
-    result = check_decode_step(wrong_step(mistake))
+    result = probe_decode_step(wrong_step(mistake))
     assert not result.passed, f"{mistake}: the checker passed a wrong step\n{result}"
+    assert check_decode_step(wrong_step(mistake)).mistakes == ["decode.uses_reference"]
     assert mistake in result.mistakes, f"{mistake}: not named, got {result.mistakes}\n{result}"
 
 
@@ -82,7 +88,7 @@ def test_wrong_steps_name_their_mistake_in_the_docstring():
     ("noise_shared_across_batch", "m0_not_per_image", "masked_not_reset", "confidence_from_logits"),
 ], ids=lambda names: "+".join(names))
 def test_several_mistakes_are_all_named(names):
-    result = check_decode_step(ws.with_mistakes(*names))
+    result = probe_decode_step(ws.with_mistakes(*names))
     assert not result.passed
     missing = [f"decode.{n}" for n in names if f"decode.{n}" not in result.mistakes]
     assert not missing, f"not named: {missing}; got {result.mistakes}\n{result}"
@@ -94,7 +100,7 @@ def test_ignoring_choice_temperature_fails():
         if settings.choice_temperature > 0:
             settings = settings.replace(choice_temperature=1.0)       # tau = 1 written in the step
         return decode_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator)
-    result = check_decode_step(fixed_tau)
+    result = probe_decode_step(fixed_tau)
     assert not result.passed and result.mistakes == ["decode.noise_scale"], str(result)
 
 
@@ -113,13 +119,13 @@ def test_step_that_raises_is_decode_error():
 def test_step_returning_one_tensor_is_decode_shape():
     def one_tensor(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
         return decode_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator).tokens
-    result = check_decode_step(one_tensor)
+    result = probe_decode_step(one_tensor)
     assert result.mistakes == ["decode.shape"], str(result)
     assert "skipped" in str(result)
 
 
 def test_report_names_mistake_and_fix():
-    report = str(check_decode_step(ws.gumbel_on_probs))
+    report = str(probe_decode_step(ws.gumbel_on_probs))
     mistake = MISTAKES["decode.gumbel_on_probs"]
     assert report.startswith("check_decode_step: FAIL")
     for text in ("[decode.gumbel_on_probs]", mistake.message, f"fix: {mistake.fix}", "expected"):
@@ -239,8 +245,33 @@ def plackett_luce(transformer, tokens, masked, m0, ratio, settings, mask_token_i
     return filled.masked_fill(new_masked, K), new_masked, filled
 
 
-CORRECT = [decode_step, ws.student_step, distributions_topk, own_generator_kthvalue, python_loop_exponential,
-           plackett_luce]
+@torch.no_grad()
+def vectorised_copy(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
+    """A student's vectorised step (the notebook's solution, typed again): labcore's draws, in its order."""
+    K = mask_token_id
+    tokens = tokens.masked_fill(masked, K)                                     # (B, N)
+    logits = transformer(tokens)[..., :K].float()                              # (B, N, K)
+    t = settings.sample_temperature
+    predicted = (logits / t + gumbel(logits.shape, generator, logits.device)).argmax(-1) if t > 0 else logits.argmax(-1)
+    confidence = logits.log_softmax(-1).gather(-1, predicted[..., None])[..., 0]   # (B, N)
+    if settings.choice_temperature > 0:
+        confidence = confidence + settings.choice_temperature * (1 - ratio) * gumbel(masked.shape, generator, masked.device)
+    confidence = confidence.masked_fill(~masked, float("inf"))                 # (B, N)
+    filled = torch.where(masked, predicted, tokens)                            # (B, N)
+    remaining = masked.sum(1)                                                  # (B,)
+    n = torch.clamp(torch.minimum(torch.floor(settings.gamma_fn(ratio) * m0.double()).long(), remaining - 1), min=1)
+    n = torch.where((remaining > 0) & (ratio < 1), n, torch.zeros_like(n))     # (B,)
+    new_masked = confidence.argsort(dim=1, stable=True).argsort(dim=1) < n[:, None]  # (B, N)
+    return StepResult(filled.masked_fill(new_masked, K), new_masked, filled)
+
+
+CORRECT = [vectorised_copy, distributions_topk, own_generator_kthvalue, python_loop_exponential, plackett_luce]
+
+
+@pytest.mark.parametrize("step", [decode_step, ws.student_step], ids=lambda s: s.__name__)
+def test_labcore_s_own_steps_pass_the_probes_but_are_not_the_student_s(step):
+    assert probe_decode_step(step).passed, str(probe_decode_step(step))
+    assert check_decode_step(step).mistakes == ["decode.uses_reference"]
 
 
 @pytest.mark.parametrize("step", CORRECT, ids=lambda s: s.__name__)
@@ -252,7 +283,7 @@ def test_correct_step_passes(step):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_correct_steps_pass_with_other_checker_seeds(seed):
-    for step in (decode_step, own_generator_kthvalue, plackett_luce):
+    for step in (vectorised_copy, own_generator_kthvalue, plackett_luce):
         result = check_decode_step(step, seed=seed)
         assert result.passed, f"{step.__name__}, seed {seed}:\n{result}"
 
@@ -261,7 +292,7 @@ def test_checker_is_fast():
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        check_decode_step(decode_step)
+        check_decode_step(vectorised_copy)
         times.append(time.perf_counter() - t0)
     assert statistics.median(times) < 3.0, f"check_decode_step took {times} s"
 
@@ -286,3 +317,40 @@ def test_wrong_step_runs_in_decode_and_inpaint(mistake):
         masks[:, :, 4:12, 4:12] = 0
         out = maskgit.inpaint(images, masks, settings, step=step)
         assert out.images.shape == (2, 3, 16, 16) and torch.isfinite(out.images).all()
+
+
+# ----------------------------------------------------------------------------- the checker's own cases
+
+def test_every_count_mistake_gives_other_counts_than_every_other():
+    """Over the checker's four images, five ratios and four schedules, no two count rules with
+    different ids (or a fixed schedule) give the same counts: each is named, never another."""
+    from labcore.checkers import decoding as d
+    from labcore.checkers import decoding_laws as laws
+    from labcore.schedules import gamma
+    m0, rem = torch.tensor(d.M0), torch.tensor(d.REMAINING)
+    tables: dict = {}
+    rules = len(laws.count_candidates(0.5, m0, rem, gamma("cosine"), d.N, d.T))
+    for i in range(rules):
+        rows = [laws.count_candidates(r, m0, rem, gamma(s), d.N, d.T)[i] for s in d.SCHEDULES for r in d.RATIOS]
+        tables.setdefault(tuple(tuple(c.tolist()) for _, c in rows), set()).add(rows[0][0])
+    for j, name in enumerate(laws.FIXED_SCHEDULES):
+        rows = [laws.fixed_schedule_counts(r, m0, rem)[j][1] for _ in d.SCHEDULES for r in d.RATIOS]
+        tables.setdefault(tuple(tuple(c.tolist()) for c in rows), set()).add(f"fixed {name}")
+    assert all(len(ids) == 1 for ids in tables.values()), [ids for ids in tables.values() if len(ids) > 1]
+
+
+def test_the_stub_transformer_has_a_parameter_and_stays_a_stub():
+    from labcore.checkers.fixtures import FixedLogits
+    logits = torch.randn(2, 16, 9)
+    stub = FixedLogits(logits)
+    assert next(stub.parameters()).device == torch.device("cpu")
+    assert torch.equal(stub(torch.zeros(2, 16, dtype=torch.long)), logits)
+
+
+def test_a_passing_check_is_recorded_for_the_fallback():
+    from labcore.checkers.report import last_check, yours_or_reference
+    result = check_decode_step(vectorised_copy)
+    assert result.passed and last_check("decode_step") is result
+    assert yours_or_reference("decode_step") is vectorised_copy
+    check_decode_step(decode_step)                                   # labcore's: uses_reference
+    assert yours_or_reference("decode_step") is decode_step          # the reference, picked by the fallback

@@ -144,7 +144,7 @@ class DropoutAlwaysOn(Student):      # attention.dropout_in_eval: F.dropout's tr
     def weights(self, scores): return F.dropout(scores.softmax(dim=-1), p=0.5)
 
 
-class KeysValuesSwapped(Student):    # attention.wrong_output (generic): scores against v, weights @ k
+class KeysValuesSwapped(Student):    # attention.qkv_split: scores against v, weights @ k
     def forward(self, x):
         B, N, _ = x.shape
         q, k, v = (self.split(t, B, N) for t in self.qkv(x).chunk(3, dim=-1))
@@ -155,6 +155,61 @@ class Raises(Student):               # attention.error: unpacks (B, N, C) as two
     def forward(self, x):
         B, C = x.shape
         return x
+
+
+class SigmoidWeights(Student):       # attention.wrong_output (generic): sigmoid, rows do not sum to 1
+    def weights(self, scores): return self.attn_drop(torch.sigmoid(scores))
+
+
+class NoAttnDropArg(Student):        # attention.signature: __init__ without attn_drop
+    def __init__(self, dim, num_heads):
+        super().__init__(dim, num_heads, 0.0)
+
+
+class ReturnsNumpy(Student):         # attention.not_a_tensor: a NumPy array back
+    def forward(self, x): return super().forward(x).detach().numpy()
+
+
+class ReturnsFloat64(Student):       # attention.dtype: float64 for a float32 x
+    def forward(self, x): return super().forward(x).double()
+
+
+class ScaleByDk(Student):            # attention.wrong_scale: / d_k, without the square root
+    def scores(self, q, k): return q @ k.transpose(-2, -1) / self.head_dim
+
+
+class CausalMask(Student):           # attention.causal_mask: GPT's triangular mask
+    def scores(self, q, k):
+        s = super().scores(q, k)
+        return s.masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf"))
+
+
+class NoDropout(Student):            # attention.no_dropout: attn_drop never applied
+    def weights(self, scores): return scores.softmax(dim=-1)
+
+
+class DropoutAfterProj(Student):     # attention.dropout_misplaced: on the output, not the weights
+    def weights(self, scores): return scores.softmax(dim=-1)
+    def project(self, out): return self.attn_drop(self.proj(out))
+
+
+class Detached(Student):             # attention.no_gradient: the output detached
+    def forward(self, x): return super().forward(x).detach()
+
+
+class ResidualIntoX(Student):        # attention.mutates_input: adds its output into x
+    def forward(self, x):
+        out = super().forward(x)
+        x += out
+        return out
+
+
+def _subclass_of_labcores():         # attention.uses_reference: labcore's own class, subclassed
+    from labcore.attention import MultiHeadAttention
+
+    class Mine(MultiHeadAttention):
+        pass
+    return Mine
 
 
 # ----------------------------------------------------------------------------- correct attentions
@@ -272,6 +327,26 @@ def encode_raises(vqgan, images):               # encode.error: calls a method t
     return vqgan.encode_to_z(images)
 
 
+def encode_as_list(vqgan, images):              # encode.not_a_tensor: the right ids, as a Python list
+    return vqgan.encode(images)[1].flatten(1).tolist()
+
+
+def encode_reversed(vqgan, images):             # encode.wrong_order: the sequence read backwards
+    return vqgan.encode(images)[1].flatten(1).flip(1)
+
+
+def encode_batch_last(vqgan, images):           # encode.mixes_images: the batch axis moved behind the map
+    return vqgan.encode(images)[1].permute(1, 2, 0).reshape(len(images), -1)
+
+
+def encode_clamps_images(vqgan, images):        # encode.mutates_input: clamps the caller's images in place
+    return vqgan.encode(images.clamp_(-1, 1))[1].flatten(1)
+
+
+def encode_via_encode_to_indices(vqgan, images):   # encode.uses_reference: the VQGAN's own answer
+    return vqgan.encode_to_indices(images).flatten(1)
+
+
 # ----------------------------------------------------------------------------- correct encoders
 
 def encode_via_encode(vqgan, images):
@@ -370,7 +445,23 @@ GAMMA_WRONG = {  # mistake id -> the template with one formula replaced by the s
     "gamma.reversed": _gamma_with(linear=lambda r: r),                          # the share revealed
     "gamma.wrong_mode": _gamma_with(square=lambda r: 1 - r),                    # copy-pasted linear
     "gamma.wrong_values": _gamma_with(cosine=lambda r: np.cos(r * np.pi / 2) ** 2),   # squared by mistake
+    "gamma.square_of_linear": _gamma_with(square=lambda r: (1 - r) ** 2),      # the square of linear
+    "gamma.not_a_tensor": _gamma_with(linear=lambda r: 1 - (r.numpy() if torch.is_tensor(r) else r)),  # NumPy
+    "gamma.tensor_shape": _gamma_with(linear=lambda r: (1 - r).reshape(-1, 1) if torch.is_tensor(r) else 1 - r),
+    "gamma.tensor_dtype": _gamma_with(linear=lambda r: (1 - r).half() if torch.is_tensor(r) else 1 - r),
 }
+
+
+def gamma_mutates_r(mode):                  # gamma.mutates_input: scales the caller's tensor of ratios in place
+    def cosine(r):
+        r *= math.pi / 2
+        return torch.cos(torch.as_tensor(r))
+    return cosine if mode == "cosine" else gamma_course(mode)
+
+
+def gamma_labcores(mode):                   # gamma.uses_reference: labcore's own schedules
+    from labcore.schedules import gamma
+    return gamma(mode)
 
 
 # ----------------------------------------------------------------------------- correct schedules
@@ -396,9 +487,10 @@ def gamma_def_per_mode(mode):
     def linear(r):
         return 1 - r
 
-    def cosine(r):
-        r = np.asarray(r, dtype=np.float32)
-        return np.where(r >= 1, 0.0, np.cos(r * np.float32(np.pi / 2)))
+    def cosine(r):   # a float comes back as a float, a tensor as a tensor of r's dtype
+        x = np.asarray(r, dtype=np.float32)
+        y = np.where(x >= 1, 0.0, np.cos(x * np.float32(np.pi / 2)))
+        return torch.from_numpy(y).to(r.dtype) if torch.is_tensor(r) else float(y)
 
     def square(r):
         return (1 - r) * (1 + r)
@@ -452,7 +544,7 @@ def frechet_sqrt(mu1, sigma1, mu2, sigma2):         # frechet.sqrt_of_distance: 
         return float(np.sqrt(diff @ diff + np.trace(sigma1 + sigma2 - 2 * _sqrtm(sigma1, sigma2).real)))
 
 
-def frechet_product_of_roots(mu1, sigma1, mu2, sigma2):   # frechet.wrong_value (generic): sqrt(S1) sqrt(S2)
+def frechet_product_of_roots(mu1, sigma1, mu2, sigma2):   # frechet.product_of_roots: sqrt(S1) sqrt(S2)
     diff = mu1 - mu2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -460,7 +552,7 @@ def frechet_product_of_roots(mu1, sigma1, mu2, sigma2):   # frechet.wrong_value 
     return float(diff @ diff + np.trace(sigma1 + sigma2 - 2 * cross))
 
 
-def frechet_float32(mu1, sigma1, mu2, sigma2):      # frechet.wrong_value (generic): right formula, float32
+def frechet_float32(mu1, sigma1, mu2, sigma2):      # frechet.wrong_value (generic) and .low_precision: float32
     mu1, sigma1, mu2, sigma2 = (torch.tensor(a, dtype=torch.float32) for a in (mu1, sigma1, mu2, sigma2))
     tr_covmean = torch.linalg.eigvals(sigma1 @ sigma2).real.clamp(min=0).sqrt().sum()
     return ((mu1 - mu2) ** 2).sum() + sigma1.trace() + sigma2.trace() - 2 * tr_covmean
@@ -468,6 +560,44 @@ def frechet_float32(mu1, sigma1, mu2, sigma2):      # frechet.wrong_value (gener
 
 def frechet_raises(mu1, sigma1, mu2, sigma2):       # frechet.error: torch has no matrix sqrtm
     return torch.linalg.sqrtm(torch.from_numpy(sigma1 @ sigma2))
+
+
+def frechet_abs(mu1, sigma1, mu2, sigma2):          # frechet.abs_of_complex: the modulus of the complex sqrtm
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1 + sigma2 - 2 * np.abs(_sqrtm(sigma1, sigma2))))
+
+
+def frechet_star(mu1, sigma1, mu2, sigma2):         # frechet.elementwise_product: sigma1 * sigma2
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        covmean = scipy.linalg.sqrtm(sigma1 * sigma2).real
+    return float(diff @ diff + np.trace(sigma1 + sigma2 - 2 * covmean))
+
+
+def frechet_root_of_trace(mu1, sigma1, mu2, sigma2):   # frechet.sqrt_of_trace: sqrt(tr(S1 S2))
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.sqrt(np.trace(sigma1 @ sigma2)))
+
+
+def frechet_sum(mu1, sigma1, mu2, sigma2):          # frechet.sum_not_trace: every entry of covmean summed
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _sqrtm(sigma1, sigma2).real.sum())
+
+
+def frechet_no_mean(mu1, sigma1, mu2, sigma2):      # frechet.missing_mean_term
+    return float(np.trace(sigma1 + sigma2 - 2 * _sqrtm(sigma1, sigma2).real))
+
+
+def frechet_offset_in_place(mu1, sigma1, mu2, sigma2):   # frechet.mutates_input: sigma1 += eps I, the caller's
+    sigma1 += np.eye(len(mu1)) * 1e-6
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1 + sigma2 - 2 * _sqrtm(sigma1, sigma2).real))
+
+
+def frechet_calls_labcore(mu1, sigma1, mu2, sigma2):     # frechet.uses_reference: labcore's own distance
+    from labcore import fid
+    return fid.frechet_distance(fid.Stats(mu1, sigma1, 0), fid.Stats(mu2, sigma2, 0), note_few=False)
 
 
 # ----------------------------------------------------------------------------- correct distances
@@ -520,8 +650,19 @@ WRONG = [  # (mistake id, wrong implementation); several rows may plant the same
     ("attention.no_output_projection", NoProjLayer),
     ("attention.num_heads", HardCodedHeads),
     ("attention.dropout_in_eval", DropoutAlwaysOn),
-    ("attention.wrong_output", KeysValuesSwapped),
+    ("attention.qkv_split", KeysValuesSwapped),
+    ("attention.wrong_output", SigmoidWeights),
     ("attention.error", Raises),
+    ("attention.signature", NoAttnDropArg),
+    ("attention.not_a_tensor", ReturnsNumpy),
+    ("attention.dtype", ReturnsFloat64),
+    ("attention.wrong_scale", ScaleByDk),
+    ("attention.causal_mask", CausalMask),
+    ("attention.no_dropout", NoDropout),
+    ("attention.dropout_misplaced", DropoutAfterProj),
+    ("attention.no_gradient", Detached),
+    ("attention.mutates_input", ResidualIntoX),
+    ("attention.uses_reference", _subclass_of_labcores()),
     ("encode.returns_tuple", encode_returns_tuple),
     ("encode.returns_tuple", encode_returns_mapping_and_ids),
     ("encode.returns_vectors", encode_returns_z_q),
@@ -534,11 +675,18 @@ WRONG = [  # (mistake id, wrong implementation); several rows may plant the same
     ("encode.skips_quant_conv", encode_without_quant_conv),
     ("encode.wrong_ids", encode_renormalised),
     ("encode.error", encode_raises),
+    ("encode.not_a_tensor", encode_as_list),
+    ("encode.wrong_order", encode_reversed),
+    ("encode.mixes_images", encode_batch_last),
+    ("encode.mutates_input", encode_clamps_images),
+    ("encode.uses_reference", encode_via_encode_to_indices),
     ("gamma.not_callable", gamma_forgot_return),
     ("gamma.no_tensor_input", gamma_math_cos),
     ("gamma.unknown_mode", gamma_unknown_falls_back),
     ("gamma.reversed", gamma_revealed_share),
     ("gamma.error", gamma_raises),
+    ("gamma.mutates_input", gamma_mutates_r),
+    ("gamma.uses_reference", gamma_labcores),
     *[(mistake, fn) for mistake, fn in GAMMA_WRONG.items()],
     ("frechet.not_a_number", frechet_array),
     ("frechet.complex_result", frechet_complex),
@@ -547,9 +695,17 @@ WRONG = [  # (mistake id, wrong implementation); several rows may plant the same
     ("frechet.missing_factor_2", frechet_no_factor_2),
     ("frechet.mean_not_squared", frechet_norm),
     ("frechet.sqrt_of_distance", frechet_sqrt),
-    ("frechet.wrong_value", frechet_product_of_roots),
+    ("frechet.product_of_roots", frechet_product_of_roots),
     ("frechet.wrong_value", frechet_float32),
+    ("frechet.low_precision", frechet_float32),
     ("frechet.error", frechet_raises),
+    ("frechet.abs_of_complex", frechet_abs),
+    ("frechet.elementwise_product", frechet_star),
+    ("frechet.sum_not_trace", frechet_sum),
+    ("frechet.sqrt_of_trace", frechet_root_of_trace),
+    ("frechet.missing_mean_term", frechet_no_mean),
+    ("frechet.mutates_input", frechet_offset_in_place),
+    ("frechet.uses_reference", frechet_calls_labcore),
 ]
 
 CORRECT = {
@@ -613,14 +769,25 @@ def test_checkers_do_not_touch_the_callers_random_stream():
 
 # pytorch-fid 0.3 passes sqrtm(disp=False), deprecated in SciPy 1.17
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated:DeprecationWarning")
-def test_pytorch_fids_own_function_passes():
+def test_pytorch_fids_own_function_is_not_the_students():
+    """pytorch-fid's function itself earns no points; its recipe typed in passes (CORRECT)."""
     fid_score = pytest.importorskip("pytorch_fid.fid_score")
-    _assert_passes(check_frechet_distance(fid_score.calculate_frechet_distance))
+    _assert_caught(check_frechet_distance(fid_score.calculate_frechet_distance), "frechet.uses_reference")
 
 
 def test_frechet_float32_is_told_to_use_float64():
     report = str(check_frechet_distance(frechet_float32))
     assert "compute in float64" in report, f"a float32 implementation should get the float64 hint:\n{report}"
+
+
+def test_labcore_s_gamma_passes_every_probe_but_is_not_the_student_s(monkeypatch):
+    from labcore.checkers import report, schedules
+    from labcore.schedules import gamma
+    assert check_gamma(gamma).mistakes == ["gamma.uses_reference"]
+    monkeypatch.setattr(report, "reaches", lambda obj, exercise: [])
+    assert check_gamma(gamma).mistakes == ["gamma.uses_reference"]       # seen running inside the call
+    monkeypatch.setattr(schedules, "SCHEDULES_FILE", "")
+    _assert_passes(check_gamma(gamma))
 
 
 REPORTED = {  # one wrong implementation per exercise whose report is read

@@ -1,5 +1,6 @@
 """Exercises 3-5 as notebook 02 runs them: labcore's reference adapters (what the notebook uses
-until a student's piece passes) pass their checkers and agree with labcore's own training code;
+until a student's piece passes) are right by their checkers' probes (and, given as a student's
+answer, are ``<exercise>.uses_reference``) and agree with labcore's own training code;
 the notebook's solved exercise cells pass their checkers; its released stubs (the solution
 regions replaced by ``raise NotImplementedError()``, as nbgrader does) are reported "not done"
 and replaced by the references, which still train."""
@@ -17,16 +18,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labcore.checkers import check_gamma, check_masking, check_training_loop, yours_or_reference
+import labcore.checkers.report as report
+import labcore.checkers.training as training
+from labcore.checkers import check_configure_optimizers, check_gamma, check_mask_tokens, check_masked_loss, \
+    check_masking, check_train_one_epoch, check_training_loop, yours_or_reference
 from labcore.checkers.fixtures import tiny_transformer
 from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
 from labcore.checkers.training import reference_configure_optimizers, reference_train_one_epoch
 from labcore.maskgit import mvtm_loss
 from labcore.schedules import gamma
+from labcore.transformer import BidirectionalTransformer
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_train_stage2.ipynb"
 EXERCISES = ("gamma_func", "mask_tokens", "masked_loss", "configure_optimizers", "train_one_epoch")
-CHECKS = {"check_gamma_func": 2, "check_masking": 3, "check_training_loop": 3}
+CHECKS = {"check_gamma_func": 2, "check_mask_tokens": 2, "check_masked_loss": 1, "check_configure_optimizers": 1,
+          "check_train_one_epoch": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +43,19 @@ def _one_thread(one_thread):
 # ----------------------------------------------------------------------------- the references
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_references_pass_their_checkers(seed):
-    for result in (check_gamma(gamma, seed=seed),
-                   check_masking(reference_mask_tokens, reference_masked_loss, seed=seed),
-                   check_training_loop(reference_configure_optimizers, reference_train_one_epoch, seed=seed)):
-        assert result.passed and result.mistakes == [] and not result.notes, str(result)
+def test_references_pass_their_checkers(seed, monkeypatch):
+    """The references of exercise 5 are right by every probe (the ownership rule, which fails them
+    as a student's answer, switched off here: the static walk, and the tripwire on the model's
+    param_groups)."""
+    monkeypatch.setattr(report, "reaches", lambda obj, exercise: [])
+    monkeypatch.setattr(training, "WatchedTransformer", BidirectionalTransformer)
+    result = check_training_loop(reference_configure_optimizers, reference_train_one_epoch, seed=seed)
+    assert result.passed and result.mistakes == [] and not result.notes, str(result)
+
+
+def test_references_given_as_answers_are_not_the_student_s():
+    result = check_training_loop(reference_configure_optimizers, reference_train_one_epoch)
+    assert result.mistakes == ["loop.uses_reference"] and len(result.findings) == 2, str(result)
 
 
 def test_reference_mask_is_the_one_mvtm_loss_draws():
@@ -134,7 +148,7 @@ def _namespace(stub: bool) -> dict:
     return ns
 
 
-def test_notebook_marks_the_three_exercises():
+def test_notebook_marks_the_five_exercises():
     cells = _cells()
     ids = [_grading(c).get("grade_id") for c in cells]
     assert [i for i in ids if i in EXERCISES] == list(EXERCISES)
@@ -149,16 +163,30 @@ def test_notebook_marks_the_three_exercises():
             assert code.startswith("def "), "the solution region must sit inside the function body"
         if meta.get("grade"):
             assert meta["locked"] and not meta["solution"]
-            assert code.splitlines()[1:] == ["print(result)", "### BEGIN HIDDEN TESTS", "assert result.passed, result",
-                                             "### END HIDDEN TESTS"]
+            check = meta["grade_id"].replace("check_gamma_func", "check_gamma")
+            lines = code.splitlines()
+            assert lines[0] == f"from labcore.checkers import {check}", lines   # its own checker, not a global
+            assert lines.index("### BEGIN HIDDEN TESTS") < lines.index("### END HIDDEN TESTS")
+            assert any(line.startswith(f"assert {check}(") and ").passed" in line for line in lines), lines
 
 
 def test_notebook_solutions_pass_their_checkers():
     ns = _namespace(stub=False)
     ns["mask_tokens_used"], ns["masked_loss_used"] = ns["mask_tokens"], ns["masked_loss"]
-    for result in (check_gamma(ns["gamma_func"]), check_masking(ns["mask_tokens"], ns["masked_loss"]),
+    for result in (check_gamma(ns["gamma_func"]), check_mask_tokens(ns["mask_tokens"]),
+                   check_masked_loss(ns["masked_loss"]), check_configure_optimizers(ns["configure_optimizers"]),
+                   check_train_one_epoch(ns["train_one_epoch"]),
                    check_training_loop(ns["configure_optimizers"], ns["train_one_epoch"])):
         assert result.passed and result.mistakes == [] and not result.notes, str(result)
+
+
+def test_notebook_loop_runs_with_labcore_s_pieces():
+    """Before exercise 4 passes, the notebook's train_one_epoch calls labcore's mask_tokens and
+    masked_loss (its globals mask_tokens_used, masked_loss_used): allowed, and still the student's."""
+    ns = _namespace(stub=False)
+    ns["mask_tokens_used"], ns["masked_loss_used"] = reference_mask_tokens, reference_masked_loss
+    result = check_train_one_epoch(ns["train_one_epoch"])
+    assert result.passed and result.mistakes == [], str(result)
 
 
 def test_notebook_solutions_use_the_generator():
@@ -176,6 +204,8 @@ def test_released_stubs_are_not_done_and_fall_back(capsys):
     ns = _namespace(stub=True)
     checks = {"gamma_func": check_gamma(ns["gamma_func"]),
               "masking": check_masking(ns["mask_tokens"], ns["masked_loss"]),
+              "configure_optimizers": check_configure_optimizers(ns["configure_optimizers"]),
+              "train_one_epoch": check_train_one_epoch(ns["train_one_epoch"]),
               "loop": check_training_loop(ns["configure_optimizers"], ns["train_one_epoch"])}
     for name, result in checks.items():
         assert not result.passed and result.not_done, f"{name}: {result}"
@@ -183,3 +213,6 @@ def test_released_stubs_are_not_done_and_fall_back(capsys):
     used = yours_or_reference(checks["loop"], ns["train_one_epoch"], reference_train_one_epoch, "train_one_epoch")
     assert used is reference_train_one_epoch
     assert "labcore's reference" in capsys.readouterr().out
+    for name, reference_piece in (("configure_optimizers", reference_configure_optimizers),
+                                  ("train_one_epoch", reference_train_one_epoch)):
+        assert yours_or_reference(name) is reference_piece        # each piece falls back by its own check

@@ -72,11 +72,11 @@ def mask_multinomial(tokens, mask_token_id, gamma_fn, generator=None):
     return inputs, masked
 
 
-def mask_topk_distributions(tokens, mask_token_id, gamma_fn):
-    """No generator at all; torch.distributions; python floats; topk of Gumbel scores per row."""
+def mask_topk_distributions(tokens, mask_token_id, gamma_fn, generator=None):
+    """torch.distributions (the icdf of the generator's uniforms); python floats; topk of Gumbel scores per row."""
     B, N = tokens.shape
-    r = torch.distributions.Uniform(0.0, 1.0).sample((B,))
-    scores = torch.distributions.Gumbel(0.0, 1.0).sample((B, N))
+    r = torch.distributions.Uniform(0.0, 1.0).icdf(torch.rand(B, generator=generator))
+    scores = torch.distributions.Gumbel(0.0, 1.0).icdf(torch.rand(B, N, generator=generator).clamp(1e-6, 1 - 1e-6))
     masked = torch.zeros_like(tokens, dtype=torch.bool)
     for b in range(B):
         n = max(1, math.ceil(float(gamma_fn(float(r[b]))) * N))
@@ -228,6 +228,58 @@ def mask_two_draws(tokens, mask_token_id, gamma_fn, generator=None):
     return inputs, masked
 
 
+def mask_swapped(tokens, mask_token_id, gamma_fn, generator=None):
+    inputs, masked = mask_argsort(tokens, mask_token_id, gamma_fn, generator)
+    return masked, inputs                                               # the pair in the wrong order
+
+
+def _mask_with_count(count_of):
+    """mask_argsort with n = count_of(shares (B,), N, B) instead of ceil(shares * N) clamped to [1, N]."""
+    def mask_tokens(tokens, mask_token_id, gamma_fn, generator=None):
+        B, N = tokens.shape
+        n = count_of(gamma_fn(torch.rand(B, generator=generator)), N, B)
+        ranks = torch.rand(B, N, generator=generator).argsort(1).argsort(1)
+        return tokens.masked_fill(ranks < n[:, None], mask_token_id), ranks < n[:, None]
+    return mask_tokens
+
+
+mask_floor = _mask_with_count(lambda g, N, B: torch.floor(g * N).long().clamp(1, N))           # floor, not ceil
+mask_no_minimum = _mask_with_count(lambda g, N, B: torch.ceil(g * N).long())                    # may mask none
+mask_n_from_len = _mask_with_count(lambda g, N, B: torch.ceil(g * B).long().clamp(1, N))        # N = len(tokens)
+
+
+def mask_fixed_cosine(tokens, mask_token_id, gamma_fn, generator=None):
+    B, N = tokens.shape
+    n = torch.ceil(torch.cos(torch.rand(B, generator=generator) * math.pi / 2) * N).long().clamp(1, N)  # not gamma_fn
+    ranks = torch.rand(B, N, generator=generator).argsort(1).argsort(1)
+    return tokens.masked_fill(ranks < n[:, None], mask_token_id), ranks < n[:, None]
+
+
+def mask_half_ratios(tokens, mask_token_id, gamma_fn, generator=None):
+    B, N = tokens.shape
+    n = torch.ceil(gamma_fn(0.5 * torch.rand(B, generator=generator)) * N).long().clamp(1, N)  # r ~ U(0, 0.5)
+    ranks = torch.rand(B, N, generator=generator).argsort(1).argsort(1)
+    return tokens.masked_fill(ranks < n[:, None], mask_token_id), ranks < n[:, None]
+
+
+def mask_one_block(tokens, mask_token_id, gamma_fn, generator=None):
+    B, N = tokens.shape
+    n = torch.ceil(gamma_fn(torch.rand(B, generator=generator)) * N).long().clamp(1, N)
+    start = (torch.rand(B, generator=generator) * (N - n + 1)).long()   # one block of n at a random place
+    pos = torch.arange(N)[None, :]
+    masked = (pos >= start[:, None]) & (pos < (start + n)[:, None])
+    return tokens.masked_fill(masked, mask_token_id), masked
+
+
+def mask_no_generator(tokens, mask_token_id, gamma_fn):
+    return mask_argsort(tokens, mask_token_id, gamma_fn)                # draws from the global stream
+
+
+def mask_calls_reference(tokens, mask_token_id, gamma_fn, generator=None):
+    from labcore.checkers.masking import reference_mask_tokens
+    return reference_mask_tokens(tokens, mask_token_id, gamma_fn, generator)
+
+
 def mask_raises(tokens, mask_token_id, gamma_fn, generator=None):
     B, H, W = tokens.shape                                              # expects (B, 16, 16)
     return tokens, tokens
@@ -265,6 +317,35 @@ def loss_mean_over_all(logits, targets, masked):
     return (ce * masked).mean()                                        # divides by all B * N tokens
 
 
+def loss_axis(logits, targets, masked):
+    logp = F.log_softmax(logits, dim=1)                                # over the positions, not the ids
+    return -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)[masked].mean()
+
+
+def loss_backward_inside(logits, targets, masked):
+    loss = F.cross_entropy(logits[masked], targets[masked])
+    loss.backward()                                                     # the training step's job
+    return loss
+
+
+def loss_raw_logits(logits, targets, masked):
+    return F.nll_loss(logits[masked], targets[masked])                 # no log-softmax
+
+
+def loss_ignore_in_place(logits, targets, masked):
+    targets[~masked] = -100                                             # changes the caller's targets
+    return F.cross_entropy(logits.transpose(1, 2), targets)
+
+
+def loss_calls_reference(logits, targets, masked):
+    from labcore.checkers.masking import reference_masked_loss
+    return reference_masked_loss(logits, targets, masked)
+
+
+def loss_label_smoothing(logits, targets, masked):
+    return F.cross_entropy(logits[masked], targets[masked], label_smoothing=0.1)
+
+
 def loss_raises(logits, targets, masked):
     return F.cross_entropy(logits[masked], targets)                    # shapes do not match
 
@@ -276,13 +357,28 @@ WRONG_MASKING = [
     ("masking.mask_id_collides", mask_multiply, None),
     ("masking.ratio_per_batch", mask_ratio_per_batch, None),
     ("masking.same_positions", mask_same_positions, None),
-    ("masking.count", mask_no_gamma, None),
+    ("masking.count", _mask_with_count(lambda g, N, B: torch.ceil(g * N).long().clamp(1, N) + 1), None),  # n + 1
     ("masking.in_place", mask_in_place, None),
     ("masking.loss_not_scalar", None, loss_per_token),
     ("masking.loss_detached", None, loss_item),
     ("masking.loss_all_tokens", None, loss_all_tokens),
     ("masking.loss_on_known", None, loss_on_known),
     ("masking.loss_sum", None, loss_sum),
+    ("masking.outputs_swapped", mask_swapped, None),
+    ("masking.count_rounding", mask_floor, None),
+    ("masking.count_min_one", mask_no_minimum, None),
+    ("masking.count_from_batch", mask_n_from_len, None),
+    ("masking.ignores_gamma", mask_fixed_cosine, None),
+    ("masking.ratio_law", mask_half_ratios, None),
+    ("masking.positions_not_uniform", mask_one_block, None),
+    ("masking.ignores_generator", mask_no_generator, None),
+    ("masking.uses_reference", mask_calls_reference, None),
+    ("masking.loss_denominator", None, loss_mean_over_all),
+    ("masking.loss_axis", None, loss_axis),
+    ("masking.loss_backward", None, loss_backward_inside),
+    ("masking.loss_not_log_probs", None, loss_raw_logits),
+    ("masking.mutates_input", None, loss_ignore_in_place),
+    ("masking.uses_reference", None, loss_calls_reference),
 ]
 
 # more ways to make the same mistakes (the same ids must come out)
@@ -291,6 +387,7 @@ MORE_WRONG_MASKING = [
     ("masking.inverted", mask_inverted_selection, None),
     ("masking.mask_id_collides", mask_last_code, None),
     ("masking.count", mask_bernoulli, None),
+    ("masking.ignores_gamma", mask_no_gamma, None),
     ("masking.loss_detached", None, loss_no_grad),
     ("masking.loss_all_tokens", mask_argsort, loss_all_tokens),
     ("masking.inverted", mask_inverted_formula, loss_index),
@@ -300,7 +397,7 @@ GENERIC_MASKING = [
     ("masking.error", mask_raises, None),
     ("masking.error", None, loss_raises),
     ("masking.inconsistent", mask_two_draws, None),
-    ("masking.loss_wrong", None, loss_mean_over_all),
+    ("masking.loss_wrong", None, loss_label_smoothing),
 ]
 
 
@@ -343,35 +440,36 @@ def test_correct_masking_passes_other_seeds(seed):
     assert_passes(check_masking(mask_topk_distributions, loss_log_softmax_gather, seed=seed))
 
 
-def test_masking_without_generator_is_noted_not_failed():
-    result = check_masking(mask_topk_distributions, loss_index)
-    assert_passes(result)
-    assert any("generator" in n for n in result.notes), "a mask_tokens without generator should be noted" + \
-        _report(result)
+def test_masking_without_generator_fails():
+    """The text says to draw every random number from the generator: a signature without it fails."""
+    result = check_masking(mask_no_generator, loss_index)
+    assert_fails_with(result, "masking.ignores_generator")
+    assert "takes no generator" in str(result), _report(result)
 
 
-def test_masking_ignoring_the_generator_is_noted():
+def test_masking_ignoring_the_generator_fails():
     def ignores_generator(tokens, mask_token_id, gamma_fn, generator=None):
         return mask_argsort(tokens, mask_token_id, gamma_fn)            # draws from the global stream
 
-    result = check_masking(ignores_generator)
-    assert_passes(result)
-    assert any("generator" in n for n in result.notes), _report(result)
+    assert_fails_with(check_masking(ignores_generator), "masking.ignores_generator")
 
 
 def test_masking_generator_by_keyword_or_position():
+    given = []
+
     def keyword_only(tokens, mask_token_id, gamma_fn, *, generator=None):
-        assert generator is not None, "the checker should pass its generator"
+        given.append(generator)
         return mask_argsort(tokens, mask_token_id, gamma_fn, generator)
 
     def other_name(tokens, mask_token_id, gamma_fn, gen=None):
-        assert gen is not None, "the checker should pass its generator"
+        given.append(gen)
         return mask_multinomial(tokens, mask_token_id, gamma_fn, gen)
 
     for fn in (keyword_only, other_name):
+        given.clear()
         result = check_masking(fn)
         assert_passes(result)
-        assert not any("generator" in n for n in result.notes), f"{fn.__name__}: nothing to note" + _report(result)
+        assert any(isinstance(g, torch.Generator) for g in given), f"{fn.__name__}: the checker passed no generator"
 
 
 def test_masking_type_error_inside_is_reported_as_is():
@@ -410,6 +508,24 @@ def test_masking_report_names_mistake_and_fix():
         assert mistake in text and m.message in text and m.fix in text, f"the report lacks {mistake}'s words:\n{text}"
     assert text.startswith("check_masking: FAIL"), text
     assert "PASS" in str(check_masking(mask_argsort, loss_index))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_references_pass_every_masking_probe(seed, monkeypatch):
+    """labcore's two halves are right by every probe (the ownership rule switched off: the static
+    walk, and the watch on labcore's code running inside the call)."""
+    from labcore.checkers import masked_loss, masking, report
+    from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
+    monkeypatch.setattr(report, "reaches", lambda obj, exercise: [])
+    monkeypatch.setattr(masking, "REFERENCE_CODES", set())
+    monkeypatch.setattr(masked_loss, "REFERENCE_CODES", set())
+    assert_passes(check_masking(reference_mask_tokens, reference_masked_loss, seed=seed))
+
+
+def test_references_given_as_answers_are_not_the_student_s():
+    from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
+    result = check_masking(reference_mask_tokens, reference_masked_loss)
+    assert result.mistakes == ["masking.uses_reference"] and len(result.findings) == 2, _report(result)
 
 
 def test_check_masking_needs_a_function():
@@ -452,10 +568,6 @@ def opt_by_ndim(model, lr, weight_decay, betas=(0.9, 0.96)):
                               dict(params=groups["decay"], weight_decay=weight_decay)], lr, betas)
 
 
-def opt_labcore_groups(model, lr, weight_decay, betas=(0.9, 0.96)):
-    return torch.optim.AdamW(model.param_groups(weight_decay), lr=lr, betas=betas)
-
-
 def opt_adam_decoupled(model, lr, weight_decay, betas=(0.9, 0.96)):
     """Adam(decoupled_weight_decay=True) is AdamW."""
     decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.ndim == 2 and "emb" not in n]
@@ -465,7 +577,7 @@ def opt_adam_decoupled(model, lr, weight_decay, betas=(0.9, 0.96)):
                             lr=lr, betas=betas, decoupled_weight_decay=True)
 
 
-CORRECT_OPTIMIZERS = [opt_by_module_type, opt_by_name, opt_by_ndim, opt_labcore_groups, opt_adam_decoupled]
+CORRECT_OPTIMIZERS = [opt_by_module_type, opt_by_name, opt_by_ndim, opt_adam_decoupled]
 
 
 # ---------------------------------------------------------------------------- correct loops
@@ -488,12 +600,15 @@ def loop_classic(model, loader, optimizer, mask_token_id, gamma_fn):
     return total / len(loader)
 
 
-def loop_labcore_loss_clip(model, loader, optimizer, mask_token_id, gamma_fn):
-    """labcore's mvtm_loss, gradient clipping, zero_grad(set_to_none=True) AFTER the step."""
+def loop_clip_zero_after_step(model, loader, optimizer, mask_token_id, gamma_fn):
+    """Gradient clipping, zero_grad(set_to_none=True) AFTER the step, an extra forward with
+    gradients on only to log an accuracy (it trains exactly right)."""
     model.train()
-    losses = []
+    losses, accuracies = [], []
     for tokens in loader:
-        loss = mvtm_loss(model, tokens, mask_token_id, gamma_fn)["loss"]
+        inputs, masked = _mask(tokens, mask_token_id, gamma_fn)
+        loss = F.cross_entropy(model(inputs)[masked], tokens[masked])
+        accuracies.append((model(inputs).argmax(-1)[masked] == tokens[masked]).float().mean().item())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
         optimizer.step()
@@ -547,13 +662,15 @@ def loop_per_image_mean(model, loader, optimizer, mask_token_id, gamma_fn):
     return running / count
 
 
-CORRECT_LOOPS = [loop_classic, loop_labcore_loss_clip, loop_distributions_ignore_index, loop_per_image_mean]
+CORRECT_LOOPS = [loop_classic, loop_clip_zero_after_step, loop_distributions_ignore_index, loop_per_image_mean]
 
 
 # ---------------------------------------------------------------------------- wrong optimizers
 
 def _groups(model, weight_decay):
-    return model.param_groups(weight_decay)
+    decay = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    return [{"params": [p for p in model.parameters() if id(p) in decay], "weight_decay": weight_decay},
+            {"params": [p for p in model.parameters() if id(p) not in decay], "weight_decay": 0.0}]
 
 
 def opt_returns_groups(model, lr, weight_decay, betas=(0.9, 0.96)):
@@ -591,6 +708,24 @@ def opt_hard_coded_lr(model, lr, weight_decay, betas=(0.9, 0.96)):
 
 def opt_default_betas(model, lr, weight_decay, betas=(0.9, 0.96)):
     return torch.optim.AdamW(_groups(model, weight_decay), lr=lr)      # betas argument ignored
+
+
+def opt_sgd(model, lr, weight_decay, betas=(0.9, 0.96)):
+    return torch.optim.SGD(_groups(model, weight_decay), lr=lr, momentum=0.9)
+
+
+def opt_labcore_groups(model, lr, weight_decay, betas=(0.9, 0.96)):
+    return torch.optim.AdamW(model.param_groups(weight_decay), lr=lr, betas=betas)   # the transformer's own answer
+
+
+def opt_hard_coded_weight_decay(model, lr, weight_decay, betas=(0.9, 0.96)):
+    return torch.optim.AdamW(_groups(model, 0.01), lr=lr, betas=betas)
+
+
+def opt_zeroes_output_bias(model, lr, weight_decay, betas=(0.9, 0.96)):
+    with torch.no_grad():
+        model.bias.zero_()                                             # changes the caller's model
+    return torch.optim.AdamW(_groups(model, weight_decay), lr=lr, betas=betas)
 
 
 def opt_raises(model, lr, weight_decay, betas=(0.9, 0.96)):
@@ -639,7 +774,9 @@ def _loop(*, train=True, zero="before", backward_first=True, backward=True, all_
                 total = loss.item()
             else:
                 total += loss.item()
-        return total if returns in ("last", "sum") else total / len(loader)
+        if returns == "detached":
+            return torch.tensor(total / len(loader))
+        return total if returns in ("last", "sum") else total / (len(loader) + (returns == "n+1"))
     return train_one_epoch
 
 
@@ -656,14 +793,74 @@ loop_all_tokens_no_zero = _loop(all_tokens=True, zero=None)
 loop_keeps_graph = _loop(returns="tensor")
 loop_returns_last = _loop(returns="last")
 loop_returns_sum = _loop(returns="sum")
+loop_returns_tensor = _loop(returns="detached")
+loop_divides_by_n_plus_1 = _loop(returns="n+1")
 
 
 def loop_no_masking(model, loader, optimizer, mask_token_id, gamma_fn):
     model.train()
     total = 0.0
     for tokens in loader:
+        _, masked = _mask(tokens, mask_token_id, gamma_fn)
         optimizer.zero_grad()
-        loss = F.cross_entropy(model(tokens).transpose(1, 2), tokens)   # nothing masked
+        loss = F.cross_entropy(model(tokens)[masked], tokens[masked])    # the model sees the unmasked tokens
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / len(loader)
+
+
+def loop_mvtm_loss(model, loader, optimizer, mask_token_id, gamma_fn):
+    model.train()
+    losses = []
+    for tokens in loader:
+        optimizer.zero_grad()
+        loss = mvtm_loss(model, tokens, mask_token_id, gamma_fn)["loss"]    # labcore's own training step
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def loop_own_optimizer(model, loader, optimizer, mask_token_id, gamma_fn):
+    return loop_classic(model, loader, torch.optim.AdamW(model.parameters(), lr=1e-3), mask_token_id, gamma_fn)
+
+
+def loop_step_once_per_epoch(model, loader, optimizer, mask_token_id, gamma_fn):
+    model.train()
+    optimizer.zero_grad()
+    losses = []
+    for tokens in loader:
+        inputs, masked = _mask(tokens, mask_token_id, gamma_fn)
+        losses.append(F.cross_entropy(model(inputs)[masked], tokens[masked]))
+    loss = torch.stack(losses).mean()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def loop_skips_last_batch(model, loader, optimizer, mask_token_id, gamma_fn):
+    return loop_classic(model, [loader[i] for i in range(len(loader) - 1)], optimizer, mask_token_id, gamma_fn)
+
+
+def loop_counts_by_iterating(model, loader, optimizer, mask_token_id, gamma_fn):
+    n = sum(1 for _ in loader)                                          # a whole pass, only to count
+    return loop_classic(model, loader, optimizer, mask_token_id, gamma_fn) * len(loader) / n
+
+
+def loop_fixed_ratio(model, loader, optimizer, mask_token_id, gamma_fn):
+    return loop_classic(model, loader, optimizer, mask_token_id, lambda r: 0.5 + 0 * r)
+
+
+def loop_masks_in_place(model, loader, optimizer, mask_token_id, gamma_fn):
+    model.train()
+    total = 0.0
+    for tokens in loader:
+        targets = tokens.clone()
+        _, masked = _mask(tokens, mask_token_id, gamma_fn)
+        tokens[masked] = mask_token_id                                  # the caller's batch changes
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(tokens)[masked], targets[masked])
         loss.backward()
         optimizer.step()
         total += loss.item()
@@ -690,6 +887,21 @@ WRONG_LOOP = [
     ("loop.no_backward", None, loop_no_backward),
     ("loop.loss_all_tokens", None, loop_all_tokens),
     ("loop.keeps_graph", None, loop_keeps_graph),
+    ("loop.not_adamw", opt_sgd, None),
+    ("loop.lr_ignored", opt_hard_coded_lr, None),
+    ("loop.betas_ignored", opt_default_betas, None),
+    ("loop.uses_reference", opt_labcore_groups, None),
+    ("loop.uses_reference", None, loop_mvtm_loss),
+    ("loop.mutates_input", opt_zeroes_output_bias, None),
+    ("loop.mutates_input", None, loop_masks_in_place),
+    ("loop.ignores_optimizer", None, loop_own_optimizer),
+    ("loop.step_once_per_epoch", None, loop_step_once_per_epoch),
+    ("loop.not_every_batch", None, loop_skips_last_batch),
+    ("loop.loader_twice", None, loop_counts_by_iterating),
+    ("loop.ignores_gamma_fn", None, loop_fixed_ratio),
+    ("loop.not_a_float", None, loop_returns_tensor),
+    ("loop.returns_sum", None, loop_returns_sum),
+    ("loop.returns_one_batch", None, loop_returns_last),
 ]
 
 MORE_WRONG_LOOP = [
@@ -705,10 +917,8 @@ MORE_WRONG_LOOP = [
 GENERIC_LOOP = [
     ("loop.error", opt_raises, None),
     ("loop.error", None, loop_raises),
-    ("loop.optimizer_settings", opt_hard_coded_lr, None),
-    ("loop.optimizer_settings", opt_default_betas, None),
-    ("loop.wrong_return", None, loop_returns_last),
-    ("loop.wrong_return", None, loop_returns_sum),
+    ("loop.optimizer_settings", opt_hard_coded_weight_decay, None),
+    ("loop.wrong_return", None, loop_divides_by_n_plus_1),
     ("loop.wrong_gradient", None, loop_no_masking),
 ]
 

@@ -1,10 +1,13 @@
-"""The lab as an nbgrader assignment (scripts/nbgrader/): the student release of notebooks/ hides
-the solutions and the hidden tests and runs top to bottom as released; autograde gives the solved
-notebooks full marks, and a planted mistake costs exactly its exercise's points, with feedback
-that names it. The slow tests execute notebooks (fast mode): each released notebook once, each
-solved one once, and each notebook that carries a planted mistake once."""
+"""The lab as an nbgrader assignment (scripts/nbgrader/): the release hides the solutions and the
+hidden tests; a class graded in parallel (classgrade.py) gets every score exactly as planted,
+each special case (endless loop, syntax error, deleted or edited locked cell, missing or unreadable
+notebook) costs only what it touches and says so, and grading mode gives the verdicts of a full run.
 
-import importlib.util
+The slow tests share two grading runs (fast mode): the small synthetic class in grading mode, and
+two of its submissions (planted mistakes, the untouched release) executed in full."""
+
+import html
+import importlib
 import shutil
 import sys
 from pathlib import Path
@@ -15,43 +18,21 @@ pytest.importorskip("nbgrader", reason="nbgrader is not installed (the grading e
 import nbformat  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts" / "nbgrader"))  # the course tooling stands beside the package
+course = importlib.import_module("course")
+classgrade = importlib.import_module("classgrade")
+class_report = importlib.import_module("class_report")
+gradeplan = importlib.import_module("gradeplan")
+synthetic = importlib.import_module("synthetic_class")
 
-# The solved notebooks, as committed (nbgrader-marked).
-GRADED = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
-
-# One planted mistake per row: (notebook, grade_id of the exercise cell, text of its solution, the wrong
-# text, the mistake id the feedback must show). Scores are per notebook, so one submission carries at
-# most one mistake per notebook (mistakes-K holds the K-th row of each notebook), and only the
-# notebooks that carry one are submitted (each execution costs CI time).
-MISTAKES = [
-    ("00_tokens.ipynb", "encode_to_z", "return indices.flatten(1)", "return indices.transpose(1, 2).flatten(1)",
-     "encode.transposed"),
-    ("01_multi_head_attention.ipynb", "multi_head_attention", " / math.sqrt(self.head_dim)", "",
-     "attention.no_scaling"),
-    ("03_iterative_decoding.ipynb", "decode_step", "g = gumbel(masked.shape, generator, masked.device)",
-     "g = gumbel((), generator, masked.device)", "decode.shared_gumbel"),  # one sample for all tokens
-]
-
-
-def _load_course():
-    spec = importlib.util.spec_from_file_location("nbgrader_course", REPO / "scripts" / "nbgrader" / "course.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-course = _load_course()
+GRADED = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))  # the solved notebooks, as committed
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-
-
-def _nbgrader(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
 
 
 def _cells(path: Path) -> dict:
     """grade_id -> cell, for the cells nbgrader knows."""
-    return {_nbgrader(c)["grade_id"]: c for c in nbformat.read(path, as_version=4).cells if _nbgrader(c).get("grade_id")}
+    return {gradeplan.meta(c)["grade_id"]: c for c in nbformat.read(path, as_version=4).cells
+            if gradeplan.meta(c).get("grade_id")}
 
 
 def _between(source: str, begin: str, end: str) -> list[str]:
@@ -67,54 +48,59 @@ def _between(source: str, begin: str, end: str) -> list[str]:
     return lines
 
 
-def _points(notebook: str, check_of: str) -> tuple[str, float]:
-    """The graded cell that checks exercise ``check_of``: the first graded cell after it."""
-    cells = nbformat.read(next(p for p in GRADED if p.name == notebook), as_version=4).cells
-    start = next(i for i, c in enumerate(cells) if _nbgrader(c).get("grade_id") == check_of)
-    check = next(c for c in cells[start + 1:] if _nbgrader(c).get("grade"))
-    return _nbgrader(check)["grade_id"], float(_nbgrader(check)["points"])
+def _outside(source: str) -> list[str]:
+    """The lines outside every BEGIN ... END region (what the release shows as written)."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if line.strip().startswith(("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")):
+            inside = True
+        elif line.strip().startswith(("### END SOLUTION", "### END HIDDEN TESTS")):
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return lines
 
 
-def _planted_in(grade_id: str) -> str:
-    """The submission that carries the mistake of exercise ``grade_id``: mistakes-K for its notebook's K-th row."""
-    notebook = next(m[0] for m in MISTAKES if m[1] == grade_id)
-    rows = [m[1] for m in MISTAKES if m[0] == notebook]
-    return f"mistakes-{rows.index(grade_id)}"
+def _printed(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """nbgrader generate_assignment on GRADED, in a throw-away course; (course root, release folder)."""
     root = tmp_path_factory.mktemp("course")
-    return root, course.release(GRADED, root)
+    return root, course.release(GRADED, root, log=root / "release.log")
 
 
 @pytest.fixture(scope="module")
-def graded(released, tmp_path_factory):
-    """One autograde run over: the solved notebooks and the planted mistakes (mistakes-K: only the
-    notebooks that carry one). {(student, notebook): NotebookScore}, and the course root. (The
-    untouched release is executed by test_release_runs_top_to_bottom_untouched, whose check cells
-    must print "not done yet": executing it a second time here would only cost CI minutes.)"""
-    root, _ = released
-    subs = tmp_path_factory.mktemp("submissions")
-    (subs / "solved").mkdir()
-    for nb in GRADED:
-        shutil.copyfile(nb, subs / "solved" / nb.name)
-    for notebook, grade_id, right, wrong, _ in MISTAKES:
-        student = _planted_in(grade_id)
-        path = subs / student / notebook  # only the notebook that carries the mistake: each execution costs
-        if not path.exists():
-            path.parent.mkdir(exist_ok=True)
-            shutil.copyfile(subs / "solved" / notebook, path)
-        nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if _nbgrader(c).get("grade_id") == grade_id)
-        assert right in cell.source, f"{notebook}: {right!r} is not in exercise {grade_id} any more (update MISTAKES)"
-        cell.source = cell.source.replace(right, wrong)
-        nbformat.write(nb, path)
+def small_class(released, tmp_path_factory):
+    """synthetic_class --small, plus the untouched release as a student ("release")."""
+    folder = synthetic.write_class(tmp_path_factory.mktemp("class"), synthetic.small_class(), GRADED)
+    shutil.copytree(released[1], folder / "release", ignore=shutil.ignore_patterns("*.py"))
+    return folder
+
+
+def _grade(paths, out: Path, full: bool):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LABCORE_FAST", "1")
-        rows = course.grade(sorted(subs.iterdir()), root)
-    return {(r.student, r.notebook + ".ipynb"): r for r in rows}, root
+        mp.setenv("LABCORE_FAST", "1")  # CI's fast mode: fewer training steps and samples, also in the full run
+        options = classgrade.Options(jobs=2, full=full, out=out, progress=False, limit=1200 if full else 50)
+        rows, _ = classgrade.grade_class(paths, options, GRADED)
+    class_report.write_all(rows, out, [1.0], 1.0, 2, "full" if full else "grading")
+    return {(r.student, r.notebook, r.grade_id): r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def graded(small_class, tmp_path_factory):
+    """The small class graded in grading mode: {(student, notebook, grade id): Row}, the output folder."""
+    out = tmp_path_factory.mktemp("out")
+    return _grade([small_class], out, full=False), out
+
+
+@pytest.fixture(scope="module")
+def full(small_class, tmp_path_factory):
+    """The planted mistakes and the untouched release, every notebook executed whole."""
+    out = tmp_path_factory.mktemp("full")
+    return _grade([small_class / "planted", small_class / "release"], out, full=True), out
 
 
 @pytest.mark.slow
@@ -130,9 +116,10 @@ def test_release_hides_solutions_and_hidden_tests(released):
         mine = _cells(shipped)
         for grade_id, cell in _cells(solved).items():
             secret = _between(cell.source, *MARKERS[:2]) + _between(cell.source, *MARKERS[2:])
-            leaked = [line for line in secret if line in mine[grade_id].source]
+            shown = {line.strip() for line in _outside(cell.source)}  # a hidden test may repeat a visible line
+            leaked = [line for line in secret if line in mine[grade_id].source and line not in shown]
             assert not leaked, f"{shipped.name}, cell {grade_id}: solution or hidden-test code released: {leaked}"
-            if _nbgrader(cell).get("solution"):
+            if gradeplan.meta(cell).get("solution"):
                 exercises += 1
                 assert "raise NotImplementedError()" in mine[grade_id].source
         nb = nbformat.read(shipped, as_version=4)
@@ -141,52 +128,147 @@ def test_release_hides_solutions_and_hidden_tests(released):
             assert "execution" not in cell.metadata
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
-    assert exercises >= len(MISTAKES) > 0
+    assert exercises >= len({m[1] for m in synthetic.MISTAKES})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", [p.name for p in GRADED])
-def test_release_runs_top_to_bottom_untouched(released, notebook, tmp_path, monkeypatch):
-    """With every stub as released, each notebook runs without an error, and each check cell
-    prints its checker's report instead of raising."""
-    from nbclient import NotebookClient
-
-    shutil.copyfile(released[1] / notebook, tmp_path / notebook)
-    nb = nbformat.read(tmp_path / notebook, as_version=4)
-    monkeypatch.setenv("LABCORE_FAST", "1")
-    NotebookClient(nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    for cell in nb.cells:
-        if _nbgrader(cell).get("grade"):
-            printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-            assert "not done yet" in printed, f"check cell {_nbgrader(cell)['grade_id']} printed {printed!r}"
-        elif "yours_or_reference(" in cell.source:  # the notebook says it goes on with labcore's piece
-            printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-            assert "runs labcore's reference" in printed, printed
+def test_every_score_is_as_planted(graded, small_class):
+    """Every check cell of every planted submission gets exactly its expected points, and a planted
+    mistake's id is in what its check printed (and in grades.csv)."""
+    rows, out = graded
+    expected = class_report.read_csv(small_class / "expected.csv")
+    assert expected
+    for want in expected:
+        row = rows[want["student"], want["notebook"], want["grade_id"]]
+        assert (row.points, row.max_points) == (float(want["points"]), float(want["max_points"])), (want, row)
+        if want["mistake"]:
+            assert want["mistake"] in row.mistakes, (want, row)
+    written = {(r["student"], r["grade_id"]): r for r in class_report.read_csv(out / "grades.csv")}
+    assert "decode.shared_gumbel" in written["planted", "check_decode_step"]["mistakes"].split()
+    for row in rows.values():
+        if row.student == "release":
+            assert row.points == 0 and "not done yet (the stub)" in row.notes, row
 
 
 @pytest.mark.slow
-def test_solved_notebooks_get_full_marks(graded):
+def test_special_cases_cost_only_what_they_touch_and_say_so(graded):
     rows, _ = graded
-    for nb in GRADED:
-        row = rows["solved", nb.name]
-        assert (row.score, row.lost, row.needs_manual_grade) == (row.max_score, [], False), row
+
+    def notes(student, grade_id):
+        return " ".join(next(r.notes for (s, _, g), r in rows.items() if (s, g) == (student, grade_id)))
+
+    # the loop is in the exercise; its check cell, which calls it, is the one stopped
+    assert "time limit (50 s) reached in check_multi_head_attention" in notes("special", "check_multi_head_attention")
+    assert "SyntaxError in frechet_distance" in notes("special", "check_frechet_distance")
+    assert "check cell check_decode_step deleted" in notes("special", "check_decode_step")
+    assert "locked cell check_encode_to_z edited" in notes("special", "check_encode_to_z")
+    assert "notebook missing" in notes("special", "check_gamma_func")
+    assert "not a readable notebook" in notes("notjson", "check_frechet_distance")
+    assert rows["special", "00_tokens.ipynb", "check_encode_to_z"].points == 1  # the released check cell ran
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook, grade_id, right, wrong, named", MISTAKES, ids=[m[1] for m in MISTAKES])
-def test_a_planted_mistake_costs_exactly_its_exercise(graded, notebook, grade_id, right, wrong, named):
-    """The notebook with the mistake loses that exercise's points and nothing else; its feedback
-    HTML shows the checker's report (the hidden test's AssertionError) naming the mistake."""
-    rows, root = graded
-    student = _planted_in(grade_id)
-    check, points = _points(notebook, grade_id)
-    row = rows[student, notebook]
-    assert row.score == row.max_score - points and row.lost == [f"{check} (-{points:g})"], row
-    feedback = (course.feedback_dir(root, student) / notebook).with_suffix(".html").read_text()
-    import html
+def test_grading_mode_gives_the_verdicts_of_a_full_run(graded, full):
+    """Cut after the last graded cell, notebooks without points left out, a 50 s cell limit: the same
+    points and mistake ids as every notebook executed whole."""
+    short, _ = graded
+    whole, _ = full
+    compared = [key for key in whole if key[0] in ("planted", "release")]
+    assert len(compared) == 2 * sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    for key in compared:
+        assert (short[key].points, short[key].mistakes) == (whole[key].points, whole[key].mistakes), key
 
-    assert named in html.unescape(feedback), f"the feedback of {notebook} does not say {named!r}"
-    assert "AssertionError" in feedback
+
+@pytest.mark.slow
+def test_release_runs_top_to_bottom_untouched(full):
+    """Executed whole with every stub as released, each notebook runs without an error outside the
+    check cells (whose hidden tests fail), each check prints "not done yet" and the notebook goes on
+    with labcore's reference."""
+    _, out = full
+    executed = sorted((out / "autograded" / "release" / course.ASSIGNMENT).glob("*.ipynb"))
+    assert [p.name for p in executed] == [p.name for p in GRADED]
+    for path in executed:
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = gradeplan.meta(cell)
+            if meta.get("grade"):
+                assert "not done yet" in _printed(cell), f"{path.name}: {meta['grade_id']} printed {_printed(cell)!r}"
+                continue
+            errors = [f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"]
+            assert not errors, f"{path.name}: {cell.source[:80]!r} raised {errors}"
+            if "yours_or_reference(" in cell.source:
+                assert "runs labcore's reference" in _printed(cell), _printed(cell)
+
+
+@pytest.mark.slow
+def test_outputs_feedback_and_class_report(graded):
+    rows, out = graded
+    feedback = html.unescape((out / "feedback" / "planted" / course.ASSIGNMENT / "03_iterative_decoding.html").read_text())
+    assert "decode.shared_gumbel" in feedback and "AssertionError" in feedback
+    report = (out / "class-report.md").read_text()
+    assert "| check_decode_step | 03_iterative_decoding.ipynb | 5 |" in report and "`decode.shared_gumbel` (1)" in report
+    assert (out / "class-report.png").stat().st_size > 10_000
+
+
+def test_a_grading_kernel_writes_into_its_own_repository(tmp_path):
+    """The kernel imports its own copy of labcore: REPO_ROOT, hence runs/ (notebook 02's token cache)
+    and results/, are in the submission's temporary folder; data/ is the repository's."""
+    import subprocess
+
+    classgrade.kernel_repository(tmp_path)
+    env = classgrade.worker_env(tmp_path, classgrade.Options(jobs=1))
+    code = "import labcore.paths as p; print(p.REPO_ROOT); print(p.RUNS_DIR); print(p.DATA_DIR.resolve())"
+    printed = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    root, runs, data = printed.stdout.split()
+    assert Path(root) == tmp_path / "repo" and Path(runs).parent == tmp_path / "repo"
+    assert Path(data) == (REPO / "data").resolve() and env["LABCORE_FAST"] == "1"
+
+
+def test_open_submitted_notes_what_a_submission_did(tmp_path):
+    """Deleted and edited locked cells are noted under the check they cost; an unreadable file or a
+    missing one is the whole notebook's note; grading mode cuts after the last cell nbgrader knows."""
+    solved = max(GRADED, key=lambda p: len(gradeplan.read_plan(p).checks))  # 02: several checks
+    plan = gradeplan.read_plan(solved)
+    nb = nbformat.read(solved, as_version=4)
+    check = plan.checks[-1].grade_id
+    nb.cells = [c for c in nb.cells if gradeplan.meta(c).get("grade_id") != check]
+    first = next(c for c in nb.cells if gradeplan.meta(c).get("grade_id") == plan.checks[0].grade_id)
+    first.source += "\nprint('mine')"
+    nbformat.write(nb, tmp_path / solved.name)
+    cut, notes = gradeplan.open_submitted(tmp_path / solved.name, plan, truncate=True)
+    assert f"check cell {check} deleted" in notes[check]
+    assert any("edited" in n for n in notes[plan.checks[0].grade_id])
+    assert gradeplan.meta(cut.cells[-1]).get("grade_id") in plan.order
+    (tmp_path / "x.ipynb").write_text("{not json")
+    assert "not a readable notebook" in gradeplan.open_submitted(tmp_path / "x.ipynb", plan, True)[1][""][0]
+    assert "notebook missing" in gradeplan.open_submitted(tmp_path / "none.ipynb", plan, True)[1][""][0]
+
+
+def test_plans_come_from_the_metadata():
+    """Every exercise of the graded notebooks is checked by one graded cell; 05 carries no points."""
+    plans = gradeplan.graded_plans(GRADED)
+    assert all(p.points > 0 for p in plans) and len(plans) < len(GRADED)
+    exercises = [e for p in plans for c in p.checks for e in c.exercises]
+    assert {m[1] for m in synthetic.MISTAKES} <= set(exercises) and len(exercises) == len(set(exercises))
+
+
+def test_no_checker_reads_fast_mode():
+    """Grading mode runs in fast mode: no checker may read it (its verdicts must not change)."""
+    for path in (REPO / "labcore" / "checkers").glob("*.py"):
+        text = path.read_text()
+        assert "fast_mode" not in text and "LABCORE_FAST" not in text, path.name
+
+
+def test_submissions_of_a_class_or_of_students(tmp_path):
+    """A folder with notebooks (or maskgit_lab/) is one submission; any other is a class of them."""
+    (tmp_path / "class" / "alice").mkdir(parents=True)
+    (tmp_path / "class" / "alice" / "00_a.ipynb").write_text("{}")
+    (tmp_path / "class" / "bob" / course.ASSIGNMENT).mkdir(parents=True)
+    (tmp_path / "class" / "empty").mkdir()
+    found = classgrade.submissions_of([tmp_path / "class"])
+    assert [p.name for p in found] == ["alice", "bob", "empty"]
+    assert classgrade.submissions_of([tmp_path / "class" / "alice"]) == [tmp_path / "class" / "alice"]
+    with pytest.raises(SystemExit, match="two submissions"):
+        classgrade.submissions_of([tmp_path / "class", tmp_path / "class" / "alice"])
 
 
 def test_release_copy_keeps_the_students_work(tmp_path):
@@ -201,15 +283,14 @@ def test_release_copy_keeps_the_students_work(tmp_path):
     assert (out / "00_a.ipynb").read_text() == "my work" and (out / "01_b.ipynb").read_text() == "new b"
 
 
-def test_collect_names_students_by_folder(tmp_path):
-    """Each submission folder is one student (its name), notebooks directly in it or in maskgit_lab/."""
-    (tmp_path / "alice").mkdir()
-    (tmp_path / "alice" / "00_a.ipynb").write_text("{}")
-    (tmp_path / "bob" / course.ASSIGNMENT).mkdir(parents=True)
-    (tmp_path / "bob" / course.ASSIGNMENT / "00_a.ipynb").write_text("{}")
-    root = tmp_path / "course"
-    assert course.collect([tmp_path / "alice", tmp_path / "bob"], root) == ["alice", "bob"]
-    assert (root / "submitted" / "bob" / course.ASSIGNMENT / "00_a.ipynb").is_file()
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="no notebooks"):
-        course.collect([tmp_path / "empty"], root)
+def test_synthetic_class_plants_every_row(tmp_path):
+    """A class of 20: every MISTAKES row and every special case appears; expected.csv has a row per
+    student and check cell, and the solved notebooks hold every planted row's text."""
+    specs = synthetic.random_class(20, seed=0)
+    rows = {m for s in specs for m in s.mistakes}
+    assert rows == set(synthetic.MISTAKES) and {c for s in specs for c in s.special} == set(synthetic.SPECIAL)
+    assert all(len(s.mistakes) <= 3 and len({m[1] for m in s.mistakes}) == len(s.mistakes) for s in specs)
+    folder = synthetic.write_class(tmp_path, specs[:7], GRADED)
+    expected = class_report.read_csv(folder / "expected.csv")
+    checks = sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    assert len(expected) == 7 * checks

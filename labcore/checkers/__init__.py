@@ -27,15 +27,18 @@ exercise              checker                                        notebook
 from labcore.checkers.attention import check_attention, copy_into_torch_mha, load_attention_weights, with_attention
 from labcore.checkers.decoding import check_decode_step
 from labcore.checkers.frechet import check_frechet_distance, reference_frechet_distance
-from labcore.checkers.masking import check_masking, reference_mask_tokens, reference_masked_loss
+from labcore.checkers.masked_loss import check_masked_loss
+from labcore.checkers.masking import check_mask_tokens, check_masking, reference_mask_tokens, reference_masked_loss
 from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of, table_markdown
 from labcore.checkers.report import CheckResult, yours_or_reference
 from labcore.checkers.schedules import check_gamma
 from labcore.checkers.tokens import check_encode_to_z, reference_encode_to_z
-from labcore.checkers.training import check_training_loop, reference_configure_optimizers, reference_train_one_epoch
+from labcore.checkers.training import check_configure_optimizers, check_train_one_epoch, check_training_loop, \
+    reference_configure_optimizers, reference_train_one_epoch
 
 __all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_decode_step",
-           "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_masking", "check_training_loop",
+           "check_configure_optimizers", "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_mask_tokens", "check_masked_loss", "check_masking",
+           "check_train_one_epoch", "check_training_loop",
            "copy_into_torch_mha", "load_attention_weights", "mistakes_of", "reference_configure_optimizers", "reference_encode_to_z", "reference_frechet_distance",
            "reference_mask_tokens", "reference_masked_loss", "reference_train_one_epoch", "table_markdown",
            "with_attention", "yours_or_reference"]

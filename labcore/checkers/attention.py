@@ -7,325 +7,227 @@ What the student writes (the course's naming; ``labcore.course_format`` loads ei
             # fused: self.qkv = nn.Linear(dim, 3 * dim)  (rows [all q | all k | all v])
             # or:    self.query, self.key, self.value = nn.Linear(dim, dim) x 3
             # and:   self.proj (or self.out) = nn.Linear(dim, dim)
-        def forward(self, x):            # x (B, N, dim) -> (B, N, dim)
+        def forward(self, x):            # x (B, N, dim) -> (B, N, dim), or (output, weights)
 
-``check_attention(MultiHeadAttention)`` (the class: it builds one with dim 32, 4 heads, dropout
-0.5) or ``check_attention(module)`` (an instance, with ``.num_heads`` or ``num_heads=``).
+``check_attention(MultiHeadAttention)`` (the class: it builds ``cls(32, 4, 0.5)``, and
+``cls(36, 6, 0.1)`` in float64 to see hard-coded sizes) or ``check_attention(module)`` (an
+instance, with ``.num_heads`` or ``num_heads=``). Inputs have B != N != d_k != H, so no shape
+coincidence hides a swapped axis.
 
 The reference is ``torch.nn.MultiheadAttention`` holding the same weights, in eval mode: equal
-up to float error. When they differ, the output is matched against the explicit math with each
-classic mistake switched on (no 1/sqrt(d_k), sqrt(dim), softmax over the queries or the heads, a
-head split that mixes positions and channels, no output projection, another number of heads),
-alone and combined: the variant that reproduces it names the mistakes.
+up to float error, in the input's dtype. When they differ, the output is matched against the
+explicit math with the classic mistakes switched on (``_SWITCHES``: the q/k/v split, the scale,
+a causal mask, the softmax axis, the head split and merge, the output projection; another number
+of heads), alone and combined: the variant that reproduces it names the mistakes. Then gradients
+must reach x and the weights, and in training mode the output must be the eval one with each
+attention weight dropped (rate attn_drop) or divided by 1 - attn_drop: dropout on the weights.
+x and the module's weights must be left as they were after every call.
+
+The student's own work: a class that builds on, calls or holds labcore's ``MultiHeadAttention``,
+``torch.nn.MultiheadAttention`` (or ``F.multi_head_attention_forward``) or this checker's math is
+``attention.uses_reference`` (seen in its code, in its submodules, and by watching those calls
+while it runs). ``F.scaled_dot_product_attention`` is ALLOWED: a torch primitive for the
+softmax(QK^T/sqrt(d_k))V of one head, not the exercise (splitting, merging and W_O remain yours).
 
 Once it passes, ``with_attention(transformer, MultiHeadAttention)`` puts the student's class into
-a copy of labcore's ``BidirectionalTransformer``: each block's attention becomes an instance of it
-holding that block's weights (``load_attention_weights``), so the student's ``forward`` makes the
-real model's predictions.
+a copy of labcore's ``BidirectionalTransformer`` (``labcore.checkers.attention_weights``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import inspect
-import itertools
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from labcore.checkers.report import CheckResult, call, fail, ok, run_probes
+from labcore.checkers.attention_math import compare, explicit_attention
+from labcore.checkers.attention_probes import drain, forward, probe_gradient, probe_train, type_finding
+from labcore.checkers.attention_weights import (copy_into_torch_mha, layout, load_attention_weights,  # noqa: F401
+                                                with_attention)
+from labcore.checkers.report import (CheckResult, Finding, StudentError, accepts, call, describe, fail, ok, record,
+                                     run_probes)
 
-DIM, HEADS, DROP = 32, 4, 0.5   # the module built when a class is given
-
-
-@dataclass
-class _Layout:
-    qkv_weight: torch.Tensor        # (3*dim, dim), rows [q | k | v]
-    qkv_bias: torch.Tensor          # (3*dim,)
-    proj: nn.Linear | None          # the output projection, None when the module has none
-
-
-def _linear(module: nn.Module, names: tuple[str, ...]) -> nn.Linear | None:
-    for name in names:
-        layer = getattr(module, name, None)
-        if isinstance(layer, nn.Linear):
-            return layer
-    return None
-
-
-def _bias(layer: nn.Linear) -> torch.Tensor:
-    """The layer's bias, zeros for ``bias=False`` (the same map as a zero bias)."""
-    return layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
-
-
-_IN_NAMES = (("qkv",), ("query", "q"), ("key", "k"), ("value", "v"))
-_OUT_NAMES = ("proj", "out", "out_proj")
-
-
-def _projections(module: nn.Module) -> tuple[list[nn.Linear], nn.Linear | None]:
-    """The input projections of ``module``, ``[qkv]`` (fused) or ``[query, key, value]`` (or
-    ``q``/``k``/``v``), and its output projection ``proj`` (or ``out``/``out_proj``; None when it
-    has none), all ``nn.Linear``; a ValueError when the input projections are not there."""
-    fused = _linear(module, _IN_NAMES[0])
-    separate = [_linear(module, names) for names in _IN_NAMES[1:]]
-    if fused is None and None in separate:
-        names = ", ".join(n for n, _ in module.named_children()) or "none"
-        raise ValueError("check_attention: expected nn.Linear layers named 'qkv' (or 'query'/'key'/'value') "
-                         f"and 'proj' (or 'out'); this module has children: {names}")
-    return ([fused] if fused is not None else separate), _linear(module, _OUT_NAMES)
-
-
-def _layout(module: nn.Module) -> _Layout:
-    """The projections of ``module`` (``_projections``): a missing bias counts as zeros."""
-    layers, out = _projections(module)
-    weight = torch.cat([l.weight for l in layers]).detach()
-    return _Layout(weight, torch.cat([_bias(l) for l in layers]).detach(), out)
-
-
-def copy_into_torch_mha(module: nn.Module, num_heads: int) -> nn.MultiheadAttention:
-    """A ``torch.nn.MultiheadAttention`` (batch_first) holding the weights of ``module``.
-
-    ``module`` names its projections either ``qkv`` (fused) or ``query``/``key``/``value`` (or
-    ``q``/``k``/``v``), and ``proj`` (or ``out``/``out_proj``), all ``nn.Linear`` (a missing bias
-    counts as zeros)."""
-    layout = _layout(module)
-    if layout.proj is None:
-        names = ", ".join(n for n, _ in module.named_children()) or "none"
-        raise ValueError("check_attention: expected nn.Linear layers named 'qkv' (or 'query'/'key'/'value') "
-                         f"and 'proj' (or 'out'); this module has children: {names}")
-    dim = layout.proj.out_features
-    ref = nn.MultiheadAttention(dim, num_heads, dropout=0.0, bias=True, batch_first=True)
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(layout.qkv_weight)
-        ref.in_proj_bias.copy_(layout.qkv_bias)
-        ref.out_proj.weight.copy_(layout.proj.weight)
-        ref.out_proj.bias.copy_(_bias(layout.proj))
-    return ref.eval()
-
-
-# ----------------------------------------------------------------------------- the explicit math, with switches
-
-# each switch: (name, correct value, wrong values -> mistake id)
-_SWITCHES = {
-    "scale": ("d_k", {"none": "attention.no_scaling", "dim": "attention.scale_by_dim"}),
-    "softmax_dim": (-1, {-2: "attention.softmax_axis", 1: "attention.softmax_axis"}),
-    "split": (True, {False: "attention.head_split"}),
-    "merge": (True, {False: "attention.head_split"}),
-    "use_proj": (True, {False: "attention.no_output_projection"}),
-}
-
-
-def explicit_attention(x: torch.Tensor, layout: _Layout, heads: int, scale: str = "d_k", softmax_dim: int = -1,
-                       split: bool = True, merge: bool = True, use_proj: bool = True) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d_k)) V per head, heads merged, projected: (B, N, dim) -> (B, N, dim).
-    The keyword switches turn on one classic mistake each (``_SWITCHES``)."""
-    B, N, C = x.shape
-    d = C // heads
-    q, k, v = F.linear(x, layout.qkv_weight, layout.qkv_bias).chunk(3, dim=-1)   # each (B, N, C)
-
-    def to_heads(t):  # (B, N, C) -> (B, H, N, d); the wrong way reads the memory as if it were (B, H, N, d)
-        return t.view(B, N, heads, d).transpose(1, 2) if split else t.reshape(B, heads, N, d)
-
-    q, k, v = to_heads(q), to_heads(k), to_heads(v)
-    scores = q @ k.transpose(-2, -1)                                              # (B, H, N, N)
-    scores = scores / {"d_k": math.sqrt(d), "dim": math.sqrt(C), "none": 1.0}[scale]
-    out = scores.softmax(dim=softmax_dim) @ v                                     # (B, H, N, d)
-    out = out.transpose(1, 2).reshape(B, N, C) if merge else out.reshape(B, N, C)  # (B, N, C)
-    return F.linear(out, layout.proj.weight, _bias(layout.proj)) if use_proj else out
-
-
-def _variants(layout: _Layout, heads: int, dim: int):
-    """(mistake ids, keyword switches) for every combination of the switches, fewest mistakes first,
-    then the other head counts with everything else right."""
-    names = list(_SWITCHES)
-    choices = [[_SWITCHES[n][0], *_SWITCHES[n][1]] for n in names]
-    combos = []
-    for values in itertools.product(*choices):
-        kwargs = dict(zip(names, values))
-        if layout.proj is None and kwargs["use_proj"]:
-            continue
-        ids = [_SWITCHES[n][1][v] for n, v in kwargs.items() if v != _SWITCHES[n][0]]
-        combos.append((list(dict.fromkeys(ids)), kwargs, heads))
-    combos.sort(key=lambda c: len(c[0]))
-    others = [h for h in range(1, dim + 1) if dim % h == 0 and h != heads]
-    combos += [(["attention.num_heads"], {"use_proj": layout.proj is not None}, h) for h in others]
-    return combos
+DIM, HEADS, DROP = 32, 4, 0.5          # the module built when a class is given: d_k = 8
+DIM_B, HEADS_B, DROP_B = 36, 6, 0.1    # the second one, run in float64: d_k = 6
+BATCH_B, TOKENS_B = 2, 5
+_UNCHANGED = "x and the module's weights left as they were"
 
 
 # ----------------------------------------------------------------------------- the checker
 
 @dataclass(repr=False)
 class AttentionCheck(CheckResult):
-    max_error: float = float("inf")   # max |yours - torch.nn.MultiheadAttention|
+    max_error: float = float("inf")   # max |yours - torch.nn.MultiheadAttention| (dim 32, float32)
     tolerance: float = 1e-5
 
 
-def _output(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        out = call(module, x)
-    return out[0] if isinstance(out, tuple) else out
+def _heads_of(module) -> int | None:
+    for attr in ("num_heads", "n_heads", "n_head", "heads"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
-def check_attention(module: nn.Module | type, num_heads: int | None = None, batch: int = 2, tokens: int = 16,
+def _dropout_rate(module: nn.Module) -> float:
+    """The rate of the module's attention dropout (0 when none is found)."""
+    drop = getattr(module, "attn_drop", None)
+    if isinstance(drop, (int, float)) and not isinstance(drop, bool):
+        return float(drop)
+    drops = [drop] if isinstance(drop, nn.Dropout) else [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    return float(drops[0].p) if drops else 0.0
+
+
+def check_attention(module: nn.Module | type, num_heads: int | None = None, batch: int = 3, tokens: int = 7,
                     tolerance: float = 1e-5, seed: int = 0, verbose: bool = False) -> AttentionCheck:
     """Check a multi-head self-attention module (an instance, or the class: it is built as
     ``cls(32, 4, 0.5)``) against ``torch.nn.MultiheadAttention`` with the same weights, in eval
-    mode, on a random (batch, tokens, dim) input. Returns an ``AttentionCheck`` (truthy when it
-    passed; ``str()`` is the report; ``verbose=True`` also prints it)."""
-    if isinstance(module, type):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = module(DIM, HEADS, DROP)
-        # built here with HEADS heads: judge it against HEADS, not against the module's own
-        # .num_heads (a module that hard-codes its head count would otherwise pass)
-        num_heads = num_heads or HEADS
-    num_heads = num_heads or getattr(module, "num_heads", None)
-    if num_heads is None:
+    mode, on a random (batch, tokens, dim) input, then at another size in float64, its gradients
+    and its dropout. Returns an ``AttentionCheck`` (truthy when it passed; ``str()`` is the
+    report; ``verbose=True`` also prints it). Recorded as ``MultiHeadAttention``."""
+    if isinstance(module, nn.Module) and num_heads is None and _heads_of(module) is None:
         raise ValueError("check_attention: pass num_heads= (the module has no .num_heads attribute)")
-    was_training = module.training
-    module.eval()
-    state: dict = {}
+    state = {"given": module, "num_heads": num_heads, "batch": batch, "tokens": tokens, "tol": tolerance,
+             "used": [], "moved": [], "reported": 0}
+    probes = [("builds; projections found; output (B, N, dim) in x's dtype", lambda: _probe_shape(state)),
+              ("no randomness in eval mode", lambda: _probe_eval_dropout(state)),
+              (_UNCHANGED, lambda: drain(state, _UNCHANGED) or ok(_UNCHANGED)),
+              ("equals torch.nn.MultiheadAttention", lambda: _probe_exact(state)),
+              (f"another size: dim {DIM_B}, {HEADS_B} heads, float64", lambda: _probe_other_size(state)),
+              ("gradients reach x and the weights", lambda: probe_gradient(state)),
+              ("dropout on the attention weights in training mode", lambda: probe_train(state))]
     try:
-        result = run_probes("check_attention", [
-            ("projections found, output (B, N, dim)", lambda: _probe_shape(module, num_heads, batch, tokens, state)),
-            ("no randomness in eval mode", lambda: _probe_eval_dropout(module, state)),
-            ("equals torch.nn.MultiheadAttention", lambda: _probe_exact(module, num_heads, tolerance, state)),
-        ], "attention.error", seed)
+        result = run_probes("check_attention", probes, "attention.error", seed, own=module)
     finally:
-        module.train(was_training)
-    check = AttentionCheck(result.checker, result.findings, result.notes, result.seconds,
+        if "was_training" in state:
+            with contextlib.suppress(Exception):
+                module.train(state["was_training"])
+    findings, notes = result.findings, result.notes
+    if state["used"]:                       # labcore's attention ran inside: nothing else counts
+        findings, notes = [fail("your own code, not labcore's solution", "attention.uses_reference",
+                                "your code runs " + ", ".join(dict.fromkeys(state["used"])))], []
+    check = AttentionCheck(result.checker, findings, notes, result.seconds,
                            state.get("max_error", float("inf")), tolerance)
+    record("MultiHeadAttention", module, check)
     if verbose:
         print(check)
     return check
 
 
-def _probe_shape(module, num_heads, batch, tokens, state):
-    name = "projections found, output (B, N, dim)"
+def _build(state: dict, cls: type, dim: int, heads: int, drop: float):
+    """``cls(dim, heads, drop)``, or the finding that says the course's signature does not fit."""
+    if not accepts(cls, dim, heads, drop):
+        return fail("builds", "attention.signature", f"{cls.__name__}({dim}, {heads}, {drop}) does not fit its "
+                    "__init__: labcore's transformer builds MultiHeadAttention(dim, num_heads, attn_drop)")
+    module = call(cls, dim, heads, drop)
+    if not isinstance(module, nn.Module):
+        return fail("builds", "attention.layout", f"{cls.__name__}(...) built a {describe(module)}, not an nn.Module")
+    from labcore import attention as lab
+    answers = (lab.MultiHeadAttention, nn.MultiheadAttention)
+    held = [type(m).__name__ for m in module.modules() if isinstance(m, answers)]
+    state["used"] += [f"{name} (held as a submodule)" for name in held]
+    return module
+
+
+def _probe_shape(state):
+    name = "builds; projections found; output (B, N, dim) in x's dtype"
+    given = state["given"]
+    if isinstance(given, type):
+        module, heads, p = _build(state, given, DIM, HEADS, DROP), state["num_heads"] or HEADS, DROP
+    elif not isinstance(given, nn.Module):
+        return fail(name, "attention.signature", f"check_attention takes your class (or an instance of it); got a "
+                                                 f"{describe(given)}")
+    else:
+        module, heads = given, state["num_heads"] or _heads_of(given)
+        state["was_training"], p = given.training, _dropout_rate(given)
+    if isinstance(module, Finding):
+        return module
+    call(module.eval)
     try:
-        layout = _layout(module)
-    except (ValueError, RuntimeError) as err:   # RuntimeError: projections of mismatched sizes
+        lay = layout(module)
+    except ValueError as err:
         return fail(name, "attention.layout", str(err))
-    dim = layout.qkv_weight.shape[1]
-    x = torch.randn(batch, tokens, dim)
-    state.update(layout=layout, x=x, dim=dim)
-    out = _output(module, x)
-    if not torch.is_tensor(out) or out.shape != x.shape or not out.is_floating_point():
-        got = f"{tuple(out.shape)} {out.dtype}" if torch.is_tensor(out) else type(out).__name__
-        return fail(name, "attention.shape", f"input {tuple(x.shape)}: expected output {tuple(x.shape)} float, "
-                                             f"got {got}")
-    state["out"] = out.float()
-    if layout.proj is None:
+    dim = lay.qkv_weight.shape[1]
+    if dim % heads:
+        return fail(name, "attention.layout", f"dim {dim} cannot be split into {heads} heads")
+    x = torch.randn(state["batch"], state["tokens"], dim, dtype=lay.qkv_weight.dtype)   # (B, N, dim)
+    out = forward(state, module, x.clone())
+    state.update(module=module, heads=heads, p=p, layout=lay, x=x, dim=dim)
+    bad = type_finding(name, out, x)
+    if bad is not None:
+        return bad
+    state["out"] = out
+    if lay.proj is None:
         return fail(name, "attention.no_output_projection", "no nn.Linear named proj or out in the module")
-    return ok(name)
+    return ok(name, f"input {describe(x)} -> output {describe(out)}")
 
 
-def _probe_eval_dropout(module, state):
+def _probe_eval_dropout(state):
     name = "no randomness in eval mode"
-    again = _output(module, state["x"]).float()
-    diff = (again - state["out"]).abs().max().item()
-    if diff > 0:
+    again = forward(state, state["module"], state["x"].clone())
+    bad = type_finding(name, again, state["x"])
+    if bad is not None:
+        return bad
+    if not torch.allclose(again, state["out"], rtol=0, atol=0, equal_nan=True):
+        state["random"] = True
+        diff = (again - state["out"]).abs().max().item()
         return fail(name, "attention.dropout_in_eval", f"two calls on the same input in eval mode differ by {diff:.2e}")
     return ok(name)
 
 
-def _probe_exact(module, num_heads, tolerance, state):
+def _probe_exact(state):
     name = "equals torch.nn.MultiheadAttention"
-    layout, x, out = state["layout"], state["x"], state["out"]
+    if state.get("random"):
+        return ["not compared with torch.nn.MultiheadAttention: your output is random in eval mode"]
+    found = compare(name, state["module"], state["heads"], state["x"], state["out"], state["tol"], state)
+    state["exact"] = all(f.ok for f in found)
     with torch.no_grad():
-        want, _ = copy_into_torch_mha(module, num_heads)(x, x, x, need_weights=False)
-        err = (out - want).abs().max().item()
-        state["max_error"] = err
-        detail = (f"max |yours - torch.nn.MultiheadAttention| = {err:.2e} (tolerance {tolerance:.0e}; dim "
-                  f"{state['dim']}, {num_heads} heads)")
-        if err <= tolerance:
-            return ok(name, detail)
-        for ids, kwargs, heads in _variants(layout, num_heads, state["dim"]):
-            if not ids:
-                continue
-            if (explicit_attention(x, layout, heads, **kwargs) - out).abs().max().item() <= max(tolerance, 1e-5):
-                if heads != num_heads:
-                    detail += f"\nyour output is reproduced by the explicit math with {heads} heads"
-                return [fail(name, i, detail) for i in ids]
-    return fail(name, "attention.wrong_output", detail)
+        want = copy_into_torch_mha(state["module"], state["heads"])(*[state["x"]] * 3, need_weights=False)[0]
+    state["max_error"] = (state["out"] - want).abs().max().item()
+    return found
 
 
-# ----------------------------------------------------------------------------- the student's class in the real model
-
-def _copy_linear(target: nn.Linear, weight: torch.Tensor, bias: torch.Tensor, what: str) -> None:
-    """``target`` := (weight, bias); a target without bias takes only a zero bias."""
-    if target.weight.shape != weight.shape:
-        raise ValueError(f"load_attention_weights: {what} is {tuple(target.weight.shape)}, "
-                         f"the weights to load are {tuple(weight.shape)}")
-    if target.bias is None and bool(bias.any()):
-        raise ValueError(f"load_attention_weights: {what} has no bias (bias=False), the weights to load have one")
-    target.weight.copy_(weight)
-    if target.bias is not None:
-        target.bias.copy_(bias)
-
-
-@torch.no_grad()
-def load_attention_weights(module: nn.Module, source: nn.Module) -> nn.Module:
-    """Copy the projections of the attention module ``source`` into ``module`` (either layout the
-    checker reads: fused ``qkv`` rows [q | k | v], or ``query``/``key``/``value``; ``proj`` or
-    ``out``); returns ``module``. A ValueError when a layer is missing or of another size."""
-    src, (layers, out) = _layout(source), _projections(module)
-    if src.proj is None or out is None:
-        raise ValueError("load_attention_weights: both modules need an output projection named 'proj' or 'out'")
-    names = ("qkv",) if len(layers) == 1 else ("query", "key", "value")
-    rows = src.qkv_weight.shape[0] // len(layers)                  # fused: all 3*dim rows; else dim each
-    for i, (layer, name) in enumerate(zip(layers, names)):
-        part = slice(i * rows, (i + 1) * rows)                     # rows [q | k | v]
-        _copy_linear(layer, src.qkv_weight[part], src.qkv_bias[part], name)
-    _copy_linear(out, src.proj.weight.detach(), _bias(src.proj).detach(), "proj")
-    return module
+def _probe_other_size(state):
+    name = f"another size: dim {DIM_B}, {HEADS_B} heads, float64"
+    given = state["given"]
+    try:
+        if isinstance(given, type):
+            other, heads = _build(state, given, DIM_B, HEADS_B, DROP_B), HEADS_B
+            if isinstance(other, Finding):
+                return [other]
+        else:
+            other, heads = call(copy.deepcopy, given), state["heads"]
+        call(other.double)
+        call(other.eval)
+        lay = layout(other)
+        x = torch.randn(BATCH_B, TOKENS_B, lay.qkv_weight.shape[1], dtype=torch.float64)   # (B, N, dim)
+        out = forward(state, other, x.clone())
+    except (StudentError, ValueError) as err:
+        why = "attention.error" if isinstance(err, StudentError) else "attention.layout"
+        return [fail(name, why, str(err)), *_why_other_size_fails(state, name)] + drain(state, name)
+    bad = type_finding(name, out, x)
+    if bad is None and state.get("random"):
+        return ["not compared with torch.nn.MultiheadAttention at the other size: your output is random"]
+    found = [bad] if bad is not None else compare(name, other, heads, x, out, state["tol"], state)
+    return found + drain(state, name)
 
 
-def _no_return_attention(module: nn.Module, args: tuple, kwargs: dict):
-    """Forward pre-hook: a block calls ``Attention(x, return_attention=...)``; a module whose
-    ``forward(x)`` has no such argument gets ``x`` alone (and cannot give attention weights)."""
-    if kwargs.pop("return_attention", False):
-        raise ValueError(f"{type(module).__name__}.forward returns no attention weights: ask the original "
-                         "transformer for them (return_attention=True)")
-    return args, kwargs
-
-
-def _output_only(module: nn.Module, args: tuple, output):
-    """Forward hook: a ``forward(x)`` that returns (output, weights) gives the block its output."""
-    return output[0] if isinstance(output, tuple) else output
-
-
-def _takes_return_attention(module: nn.Module) -> bool:
-    params = inspect.signature(module.forward).parameters.values()
-    return any(p.name == "return_attention" or p.kind is p.VAR_KEYWORD for p in params)
-
-
-def with_attention(transformer: nn.Module, attention_cls, seed: int = 0) -> nn.Module:
-    """A copy of labcore's ``BidirectionalTransformer`` in which each block's attention is
-    ``attention_cls(dim, num_heads, attn_drop)`` (the course's signature; the numbers are the
-    transformer's config) holding that block's weights, on the same device, in the same train/eval
-    mode. ``transformer`` itself is left as it was, and so is the caller's random stream (the new
-    modules are built under ``seed``). With a correct class the copy gives the original's logits up
-    to float error: the class's own ``forward`` now runs inside the real model. The copy cannot
-    return attention weights unless the class's ``forward`` takes ``return_attention``."""
-    cfg = transformer.config
-    new = copy.deepcopy(transformer)
-    for block in new.blocks:
-        old = block.Attention
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yours = attention_cls(cfg.dim, cfg.num_heads, cfg.attn_drop)
-        load_attention_weights(yours, old)
-        like = next(old.parameters())
-        yours.to(device=like.device, dtype=like.dtype).train(old.training)
-        if not _takes_return_attention(yours):   # forward(x): the block's call is adapted to it
-            yours.register_forward_pre_hook(_no_return_attention, with_kwargs=True)
-            yours.register_forward_hook(_output_only)
-        block.Attention = yours
-    return new
+def _why_other_size_fails(state: dict, name: str) -> list:
+    """When the module is right at the first size but raises at the second, in float64: is it
+    the dtype (it runs at that size in float32) or a hard-coded size?"""
+    if not state.get("exact"):
+        return []
+    try:
+        given = state["given"]
+        other = call(given, DIM_B, HEADS_B, DROP_B) if isinstance(given, type) else call(copy.deepcopy, given)
+        call(other.eval)
+        forward(state, other, torch.randn(BATCH_B, TOKENS_B, layout(other).qkv_weight.shape[1]))
+    except Exception:  # noqa: BLE001 - it fails in float32 too: a size
+        return [fail(name, "attention.num_heads", f"right with dim {DIM}, {HEADS} heads, but not with dim "
+                     f"{DIM_B}, {HEADS_B} heads: a size or a head count is hard-coded")]
+    return [fail(name, "attention.dtype", "runs in float32 but raises in float64: a dtype is hard-coded")]
 
 
 __all__ = ["AttentionCheck", "check_attention", "copy_into_torch_mha", "explicit_attention", "load_attention_weights",

@@ -46,11 +46,13 @@ def tiny_transformer(K: int = 8, N: int = 16, seed: int = 0, output_bias_std: fl
 
 class FixedLogits(nn.Module):
     """A stand-in transformer that returns hand-made logits (B, N, K+1), whatever its input, and
-    records the token maps it was given (``seen``)."""
+    records the token maps it was given (``seen``). It holds one unused parameter, so that
+    ``next(transformer.parameters()).device`` (notebook 02's idiom) works as on a real model."""
 
     def __init__(self, logits: torch.Tensor):
         super().__init__()
         self.logits = logits
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)      # () never used: a device to read
         self.seen: list[torch.Tensor] = []
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -19,17 +19,21 @@ import functools
 import importlib
 import inspect
 import sys
+import sysconfig
 import types
 from pathlib import Path
 
 _LABCORE = str(Path(__file__).resolve().parents[1])
+# where code is not the student's: labcore, installed packages, the standard library
+_NOT_STUDENTS = (_LABCORE, *{str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 # exercise -> dotted names of labcore's implementation of it (and what wraps that implementation)
 REFERENCES: dict[str, tuple[str, ...]] = {
     "encode": ("labcore.checkers.tokens.reference_encode_to_z", "labcore.maskgit.MaskGit.encode_to_z",
                "labcore.vqgan.VQGAN.encode_to_indices"),
     "attention": ("labcore.attention.MultiHeadAttention", "torch.nn.MultiheadAttention",
-                  "torch.nn.functional.multi_head_attention_forward", "labcore.checkers.attention.copy_into_torch_mha"),
+                  "torch.nn.functional.multi_head_attention_forward", "labcore.checkers.attention.copy_into_torch_mha",
+                  "labcore.checkers.attention_math.explicit_attention"),
     "gamma": ("labcore.schedules.gamma", "labcore.schedules.as_gamma", "labcore.schedules._SCHEDULE_FORMULAS",
               "labcore.decoding.DecodingSettings.gamma_fn"),
     "masking": ("labcore.checkers.masking.reference_mask_tokens", "labcore.checkers.masking.reference_masked_loss",
@@ -89,9 +93,14 @@ def _is_students(obj) -> bool:
     if not isinstance(code, types.CodeType):
         module = sys.modules.get(getattr(obj, "__module__", None) or "")
         file = getattr(module, "__file__", None)
-        return isinstance(obj, type) and (file is None or ("site-packages" not in file and not file.startswith(_LABCORE)))
-    file = code.co_filename
-    return "site-packages" not in file and not file.startswith(_LABCORE) and not file.startswith("<frozen")
+        return isinstance(obj, type) and (file is None or _own_file(file))
+    return _own_file(code.co_filename)
+
+
+def _own_file(file: str) -> bool:
+    if file.startswith("<frozen") or "site-packages" in file or "dist-packages" in file:
+        return False
+    return not str(Path(file).resolve()).startswith(_NOT_STUDENTS) if file.startswith("/") else True
 
 
 def _codes(code: types.CodeType):
@@ -99,6 +108,13 @@ def _codes(code: types.CodeType):
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _codes(const)
+
+
+def _belongs(item, module: types.ModuleType) -> bool:
+    """``item`` is that module, or a function or class defined in it (a target that is a whole module)."""
+    if isinstance(item, types.ModuleType):
+        return item.__name__ == module.__name__
+    return callable(item) and getattr(item, "__module__", None) == module.__name__
 
 
 def _named(obj, names: set[str]) -> list:
@@ -169,7 +185,7 @@ def _walk(obj, targets, names: set[str]) -> list[str]:
         seen.add(id(item))
         for target, name in targets:
             if item is target or (isinstance(item, type) and isinstance(target, type) and issubclass(item, target)) \
-                    or (isinstance(item, types.ModuleType) and getattr(target, "__name__", "") == item.__name__):
+                    or (isinstance(target, types.ModuleType) and _belongs(item, target)):
                 hit.append(name)
         if isinstance(item, types.ModuleType) or (isinstance(item, type) and not _is_students(item)):
             todo += _named(item, names)        # labcore.decoding.decode_step, attention.MultiHeadAttention.forward

@@ -7,68 +7,139 @@ What the student writes::
 
 gamma(0) = 1, gamma(1) = 0, non-increasing: linear 1 - r, cosine cos(pi r / 2), square 1 - r^2
 (reference: ``labcore.schedules.gamma``). The schedule must take a float (decoding calls it with
-t/T) and a tensor of ratios (labcore's training calls it with one ratio per image). Wrong values
-are matched against the classic slips: sin for cos, r^2 for 1 - r^2, the schedule reversed, the
-angle of the cosine, another mode's formula.
+t/T and multiplies the result with a tensor: a number must come back) and a tensor of ratios
+(labcore's training calls it with one ratio per image and rounds the result with torch: a tensor
+of r's shape must come back, r itself unchanged). Types come first, for every mode; then the
+values, matched against the classic slips: sin for cos, r^2 for 1 - r^2, (1 - r)^2, the schedule
+reversed, the angle of the cosine, another mode's formula. An unknown mode must raise.
+
+``Watch`` tells whether labcore's own code runs inside a student's call (a name built at run
+time, which the static walk of ``ownership.reaches`` cannot see); the masking checker uses it too.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from labcore.checkers.report import CheckResult, StudentError, call, describe, fail, ok, run_probes
+from labcore.checkers.report import (CheckResult, StudentError, call, describe, fail, ok, record, run_probes,
+                                     snapshot, unchanged)
 from labcore.schedules import gamma
 
 MODES = ("linear", "cosine", "square")
 POINTS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+UNKNOWN = ("cosinus", "quadratic", "")                     # names no schedule may answer to
+REFUSALS = (ValueError, NotImplementedError, LookupError, AssertionError)
+SCHEDULES_FILE = str(Path(sys.modules[gamma.__module__].__file__).resolve())
 
 # per mode, (mistake id, formula) for the classic slips, most specific first
 _SLIPS = {
     "cosine": [("gamma.sin_cos_swap", lambda r: math.sin(math.pi * r / 2)),
                ("gamma.cosine_period", lambda r: math.cos(math.pi * r)),
                ("gamma.cosine_period", lambda r: math.cos(r))],
-    "square": [("gamma.r_squared", lambda r: r * r)],
+    "square": [("gamma.r_squared", lambda r: r * r), ("gamma.square_of_linear", lambda r: (1 - r) ** 2)],
 }
 
 
+class Watch:
+    """Inside ``with Watch(files, codes) as w:``, ``w.hits`` names the functions of those files
+    (or with those code objects) that ran: labcore's implementation reached at run time."""
+
+    def __init__(self, files=(), codes=()):
+        self.files, self.codes, self.hits = set(files), set(codes), []
+
+    def _hook(self, frame, event, arg):
+        code = frame.f_code
+        if event == "call" and (code in self.codes or code.co_filename in self.files):
+            self.hits.append(f"{Path(code.co_filename).stem}.{code.co_name}")
+
+    def __enter__(self):
+        self._before = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._before)
+
+
 def _number(value) -> float | None:
-    """``value`` as a float when it is one number (float, int, 0-d or 1-element tensor/array)."""
-    if isinstance(value, (bool, str)) or value is None:
+    """``value`` as a float when it is one number decoding can use (a Python or NumPy number, a
+    0-d tensor); None for anything else (a list, an array, a tensor of one element, None)."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
         return None
-    if torch.is_tensor(value) or isinstance(value, np.ndarray):
-        return float(value.reshape(-1)[0]) if value.reshape(-1).shape[0] == 1 else None
-    try:
+    if torch.is_tensor(value):
+        return float(value) if value.dim() == 0 else None
+    if isinstance(value, (int, float, np.number)):
         return float(value)
-    except (TypeError, ValueError):
-        return None
+    return None
 
 
 def check_gamma(gamma_func, seed: int = 0) -> CheckResult:
-    """Check ``gamma_func(mode)`` for the three modes: values at r = 0, 0.1, ..., 1, a tensor of
-    ratios, an unknown mode refused. ``str()`` of the result is the report."""
+    """Check ``gamma_func(mode)`` for the three modes: the types it returns for a float and a
+    tensor of ratios, the values at r = 0, 0.1, ..., 1, an unknown mode refused. ``str()`` of the
+    result is the report."""
     schedules: dict = {}
-    probes = [("gamma_func(mode) returns a function giving one number", lambda: _probe_types(gamma_func, schedules))]
+    probes = [("each mode: a function, a number for a float r, a tensor of r's shape for a tensor r",
+               lambda: _probe_types(gamma_func, schedules))]
     probes += [(f"{mode}: the closed form at r = 0 ... 1", lambda mode=mode: _probe_values(mode, schedules))
                for mode in MODES]
-    probes += [("takes a tensor of ratios (one per image)", lambda: _probe_tensor(schedules)),
-               ("an unknown mode is refused", lambda: _probe_unknown(gamma_func))]
-    return run_probes("check_gamma", probes, "gamma.error", seed)
+    probes += [("a tensor of ratios gives what floats give", lambda: _probe_tensor(schedules)),
+               ("an unknown mode is refused (raises)", lambda: _probe_unknown(gamma_func))]
+    result = run_probes("check_gamma", probes, "gamma.error", seed, own=gamma_func)
+    return record("gamma_func", gamma_func, result)
 
 
 def _probe_types(gamma_func, schedules):
-    name = "gamma_func(mode) returns a function giving one number"
-    for mode in MODES:
-        fn = call(gamma_func, mode)
-        if not callable(fn):
-            return fail(name, "gamma.not_callable", f"gamma_func({mode!r}) returned {describe(fn)}")
-        value = call(fn, 0.5)
-        if _number(value) is None:
-            return fail(name, "gamma.not_a_number", f"gamma_func({mode!r})(0.5) returned {describe(value)}")
-        schedules[mode] = fn
+    """Per mode one finding (type before value): each mode's slip is named, not only the first."""
+    found = []
+    with Watch(files=[SCHEDULES_FILE]) as watch:
+        for mode in MODES:
+            found.append(_types_of(gamma_func, mode, schedules))
+    if watch.hits:
+        return fail("your own code, not labcore's solution", "gamma.uses_reference",
+                    "your schedule runs labcore's " + ", ".join(sorted(set(watch.hits))))
+    return found
+
+
+def _types_of(gamma_func, mode, schedules):
+    name = f"{mode}: a function, a number for a float r, a tensor of r's shape for a tensor r"
+    fn = call(gamma_func, mode)
+    if not callable(fn):
+        return fail(name, "gamma.not_callable", f"gamma_func({mode!r}) returned {describe(fn)}")
+    value = call(fn, 0.5)
+    if _number(value) is None:
+        return fail(name, "gamma.not_a_number", f"gamma_func({mode!r})(0.5) returned {describe(value)}: decoding "
+                                                "multiplies it with a tensor (a float or a 0-d tensor works)")
+    for r in (torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), torch.rand(5), torch.tensor([0.3])):  # (3,) (5,) (1,)
+        before = snapshot(r)
+        try:
+            out = call(fn, r)
+        except StudentError as err:
+            return fail(name, "gamma.no_tensor_input", f"gamma_func({mode!r})(a tensor {describe(r)}) raised {err}")
+        moved = unchanged(name, "gamma.mutates_input", before, (r,), ("r",))
+        if not moved.ok:
+            return moved
+        wrong = _tensor_kind(mode, r, out)
+        if wrong is not None:
+            return fail(name, *wrong)
+    schedules[mode] = fn
     return ok(name)
+
+
+def _tensor_kind(mode, r, out):
+    """(mistake id, detail) when ``out`` is not a floating tensor of r's shape, at least r's precision."""
+    given = f"gamma_func({mode!r})(a tensor {describe(r)}) returned {describe(out)}"
+    if not torch.is_tensor(out):
+        return "gamma.not_a_tensor", given + ": labcore's training rounds the shares with torch"
+    if out.shape != r.shape:
+        return "gamma.tensor_shape", given + f": one share per ratio, shape {tuple(r.shape)}"
+    if not out.is_floating_point() or torch.finfo(out.dtype).eps > torch.finfo(r.dtype).eps:
+        return "gamma.tensor_dtype", given + f": a floating dtype at least as precise as r's ({r.dtype})"
+    return None
 
 
 def _table(fn, want) -> str:
@@ -100,35 +171,37 @@ def _probe_values(mode, schedules):
 
 def _probe_tensor(schedules):
     """The schedule on a tensor of ratios gives what it gives one float at a time (right or wrong:
-    wrong values are the value probes' finding, not this one's)."""
-    name = "takes a tensor of ratios (one per image)"
-    r = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    wrong values are the value probes' finding, not this one's), in float64 and in float32."""
+    name = "a tensor of ratios gives what floats give"
     for mode, fn in schedules.items():
-        one_at_a_time = [_number(call(fn, float(x))) for x in r]
-        if None in one_at_a_time:
-            continue   # not a number for a float: the value probe names it
-        try:
-            out = call(fn, r.clone())
-            values = torch.as_tensor(np.asarray(out, dtype=np.float64)).reshape(-1)
-        except (StudentError, TypeError, ValueError, RuntimeError) as err:
-            return fail(name, "gamma.no_tensor_input", f"gamma_func({mode!r})(torch.tensor([0.1, 0.5, 0.9])) "
-                                                       f"raised {err}")
-        if values.shape != (3,):
-            return fail(name, "gamma.no_tensor_input", f"gamma_func({mode!r})(a tensor of 3 ratios) returned "
-                                                       f"{describe(out)}, expected 3 values")
-        want = torch.tensor(one_at_a_time, dtype=torch.float64)
-        if (values - want).abs().max() > 1e-6:
-            return fail(name, "gamma.no_tensor_input", f"{mode}: on a tensor, expected {want.tolist()} (what it "
-                                                       f"gives one float at a time), got {values.tolist()}")
+        for points in (POINTS, (0.6, 0.05, 0.45, 0.3)):                      # the second: unsorted, max below 1
+            floats = torch.tensor([_number(call(fn, r)) for r in points], dtype=torch.float64)  # (P,)
+            for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-5)):
+                r = torch.tensor(points, dtype=dtype)                                          # (P,)
+                before = snapshot(r)
+                got = call(fn, r)                                                              # (P,)
+                moved = unchanged(name, "gamma.mutates_input", before, (r,), ("r",))
+                if not moved.ok:
+                    return moved
+                got = torch.as_tensor(got).double()                                            # (P,)
+                if (got - floats).abs().max() > tol:
+                    return fail(name, "gamma.no_tensor_input",
+                                f"{mode}, r a {dtype} tensor of {list(points)}: expected "
+                                f"{[round(v, 4) for v in floats.tolist()]} (what floats give), "
+                                f"got {[round(v, 4) for v in got.tolist()]}")
     return ok(name)
 
 
 def _probe_unknown(gamma_func):
-    name = "an unknown mode is refused"
-    try:
-        fn = gamma_func("cosinus")
-    except Exception:  # noqa: BLE001 - any exception refuses the name
-        return ok(name)
-    if callable(fn):
-        return fail(name, "gamma.unknown_mode", "gamma_func('cosinus') returned a schedule instead of raising")
+    name = "an unknown mode is refused (raises)"
+    for mode in UNKNOWN:
+        try:
+            fn = gamma_func(mode)
+        except REFUSALS:
+            continue
+        except Exception as err:  # noqa: BLE001 - a slip in the refusal itself (NameError, AttributeError, ...)
+            return fail(name, "gamma.unknown_mode", f"gamma_func({mode!r}) raised {StudentError(err)}, a slip "
+                                                    "rather than a refusal (expected ValueError)")
+        what = "a schedule" if callable(fn) else describe(fn)
+        return fail(name, "gamma.unknown_mode", f"gamma_func({mode!r}) returned {what} instead of raising")
     return ok(name)

@@ -6,19 +6,31 @@ What the student writes::
         ...                                # -> (B, 256) long: one codebook id per 4x4 patch, row by row
 
 (in the course, ``MaskGit.encode_to_z``; ``vqgan.encode(images)`` returns ``(z_q, indices,
-loss)`` with indices (B, 16, 16)). The reference is the VQGAN's own nearest-codebook search,
-``vqgan.encode_to_indices(images).flatten(1)`` (``labcore.maskgit.MaskGit.encode_to_z``),
-deterministic: the ids must be equal, on a tiny random VQGAN whose ids spread over its codebook.
-``reference_encode_to_z`` is that reference as a function of the same signature: what a notebook
-runs instead of the student's function until it passes (``yours_or_reference``).
+loss)`` with indices (B, 16, 16)). The ids are deterministic: they must equal the VQGAN's own
+nearest-codebook ids, on a tiny random VQGAN whose ids spread over its codebook, for a batch of
+two, one image alone and two other images. The ids feed ``nn.Embedding`` and the transformer, so
+labcore's code needs one torch tensor of dtype long; lists, arrays and other dtypes are named as
+such. The images and the VQGAN must come back as they were.
+
+The VQGAN's own ``encode_to_indices`` is the answer (``MaskGit.encode_to_z`` calls it): the check
+spies on it (``Tripwire``) and reports ``encode.uses_reference`` when the student's code calls it;
+``vqgan.encode`` and the VQGAN's parts stay allowed. ``reference_encode_to_z`` is that reference as
+a function of the same signature: what a notebook runs instead of the student's function until it
+passes (``yours_or_reference``).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import torch
 
 from labcore.checkers.fixtures import tiny_vqgan
-from labcore.checkers.report import CheckResult, call, describe, fail, ok, run_probes
+from labcore.checkers.ownership import Tripwire
+from labcore.checkers.report import CheckResult, call, describe, fail, ok, record, run_probes, unchanged
+
+_LEAVES = "leaves the images and the VQGAN as they were"
 
 
 @torch.no_grad()
@@ -29,48 +41,98 @@ def reference_encode_to_z(vqgan, images: torch.Tensor) -> torch.Tensor:
 
 
 def check_encode_to_z(encode_to_z, seed: int = 0) -> CheckResult:
-    """Run ``encode_to_z(vqgan, images)`` on two random images and a tiny VQGAN (K = 32 codes);
-    compare with the VQGAN's own ids. ``str()`` of the result is the report."""
+    """Run ``encode_to_z(vqgan, images)`` on a tiny VQGAN (K = 32 codes): two random images, the
+    second alone, two others; compare with the VQGAN's own ids. ``str()`` of the result is the report."""
     state: dict = {}
 
     def setup():
-        vqgan = tiny_vqgan(K=32, seed=seed)
-        images = torch.randn(2, 3, 64, 64)
-        with torch.no_grad():
-            encoded = vqgan.encoder(images)                                       # (B, D, 16, 16)
-            z = vqgan.quant_conv(encoded)                                         # (B, D, 16, 16)
-            z_q, ids, _ = vqgan.codebook(z)                                       # (B, D, 16, 16), (B, 16, 16)
-            raw = encoded.permute(0, 2, 3, 1).reshape(-1, z.shape[1])             # (B*256, D)
-            skipped = vqgan.codebook.nearest(raw).view(ids.shape)                 # (B, 16, 16) without quant_conv
-        state.update(vqgan=vqgan, images=images, ids=ids, z_q=z_q, skipped=skipped)
+        vqgan = copy.deepcopy(_tiny_vqgan(seed))                                # the student may change it
+        # this check's own subclass: the spy on the answer sits on the class, so that
+        # type(vqgan).encode_to_indices(vqgan, x) is seen as well as vqgan.encode_to_indices(x)
+        vqgan.__class__ = type("VQGAN", (type(vqgan),), {})
+        images, others = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64) * 0.7 + 0.2  # (2, 3, 64, 64) each
+        state.update(vqgan=vqgan, images=images, others=others, spy=Tripwire(type(vqgan), "encode_to_indices"))
+        state.update(_expected(vqgan, images))
 
-    return run_probes("check_encode_to_z", [
+    result = run_probes("check_encode_to_z", [
         ("returns (B, 256) long token ids", lambda: _probe_shape(encode_to_z, state)),
         ("the VQGAN's nearest-codebook ids, row by row", lambda: _probe_ids(state)),
-        ("one image alone gives the same ids", lambda: _probe_alone(encode_to_z, state)),
-    ], "encode.error", seed, setup)
+        ("one image alone gives the same ids", lambda: _probe_again(encode_to_z, state, "alone")),
+        ("two other images give their own ids", lambda: _probe_again(encode_to_z, state, "others")),
+        (_LEAVES, lambda: state.get("moved") or ok(_LEAVES)),
+    ], "encode.error", seed, setup, own=encode_to_z)
+    if result.mistakes == ["encode.uses_reference"]:   # caught by the spy in the first probe: no type to fix
+        result.notes = [n for n in result.notes if not n.startswith("the other checks were skipped")]
+    return record("encode_to_z", encode_to_z, result)
+
+
+@functools.lru_cache(maxsize=4)
+def _tiny_vqgan(seed: int):
+    """The check's VQGAN, built once per seed (0.1 s); each check runs on a copy of it."""
+    return tiny_vqgan(K=32, seed=seed)
+
+
+@torch.no_grad()
+def _expected(vqgan, images: torch.Tensor) -> dict:
+    """The right ids, the size of z_q, and the ids of the encoder's output without quant_conv."""
+    encoded = vqgan.encoder(images)                                       # (B, D, 16, 16)
+    z = vqgan.quant_conv(encoded)                                         # (B, D, 16, 16)
+    z_q, ids, _ = vqgan.codebook(z)                                       # (B, D, 16, 16), (B, 16, 16)
+    raw = encoded.permute(0, 2, 3, 1).reshape(-1, z.shape[1])             # (B*256, D)
+    skipped = vqgan.codebook.nearest(raw).view(ids.shape)                 # (B, 16, 16) without quant_conv
+    return {"ids": ids, "z_q_numel": z_q.numel(), "skipped": skipped}
+
+
+def _encode(encode_to_z, state: dict, images: torch.Tensor) -> tuple:
+    """The student's ids for ``images``, on copies of the images and of the VQGAN, and a
+    ``encode.uses_reference`` finding when it called the VQGAN's ``encode_to_indices``. A change to
+    either copy is kept in ``state["moved"]`` (the first one; reported by the last probe)."""
+    vqgan, x = copy.deepcopy(state["vqgan"]), images.clone()
+    with torch.no_grad():
+        out = call(encode_to_z, vqgan, x)
+    found = [fail("your own code, not labcore's solution", "encode.uses_reference", "your code calls "
+                  "vqgan.encode_to_indices, the VQGAN's own answer to this exercise")] if state["spy"].tripped else []
+    moved = unchanged(_LEAVES, "encode.mutates_input", [images], [x], ("images",))
+    if moved.ok and not _same_model(state["vqgan"], vqgan):
+        moved = fail(_LEAVES, "encode.mutates_input", "your function changed the VQGAN it was given (its weights, "
+                     "dtype, layers or train/eval mode)")
+    if not moved.ok:
+        state.setdefault("moved", moved)
+    return out, found
+
+
+def _same_model(original, used) -> bool:
+    """Whether ``used`` (a copy of ``original`` the student's code ran on) is still equal to it."""
+    a, b = original.state_dict(), used.state_dict()
+    return type(used) is type(original) and used.training == original.training and a.keys() == b.keys() and \
+        all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+
+
+def _type_shape(name: str, out, state: dict, batch: int):
+    """None when ``out`` is a (batch, 256) long tensor, else the finding that names what it is."""
+    want = f"expected tensor ({batch}, 256) int64, got {describe(out)}"
+    if isinstance(out, (tuple, list)) and any(torch.is_tensor(o) and (o.is_floating_point() or o.dim() == 0)
+                                              for o in out):
+        return fail(name, "encode.returns_tuple", want)                  # (z_q, ids, loss) or (z_q, ids)
+    if not torch.is_tensor(out):
+        return fail(name, "encode.not_a_tensor", want)                   # list, array, number, None
+    if out.is_floating_point() and out.numel() == state["z_q_numel"] * batch // len(state["images"]):
+        return fail(name, "encode.returns_vectors", want)                # D floats per token, in any layout
+    if out.dtype != torch.long:
+        return fail(name, "encode.dtype", want)
+    if out.shape != (batch, state["ids"][0].numel()):
+        return fail(name, "encode.shape", want)
+    return None
 
 
 def _probe_shape(encode_to_z, state):
     name = "returns (B, 256) long token ids"
-    with torch.no_grad():
-        out = call(encode_to_z, state["vqgan"], state["images"])
-    ids, B = state["ids"], len(state["images"])
-    want = f"expected tensor (2, 256) int64, got {describe(out)}"
-    if isinstance(out, (tuple, list)):
-        return fail(name, "encode.returns_tuple", want)
-    if not torch.is_tensor(out):
-        return fail(name, "encode.shape", want)
-    if out.is_floating_point():
-        # D floats per token (z_q, or z before quantisation, in any layout): vectors, not ids
-        is_vectors = out.numel() == state["z_q"].numel()
-        return fail(name, "encode.returns_vectors" if is_vectors else "encode.dtype", want)
-    if out.dtype != torch.long:
-        return fail(name, "encode.dtype", want)
-    if out.shape != (B, ids[0].numel()):
-        return fail(name, "encode.shape", want)
+    out, found = _encode(encode_to_z, state, state["images"])
+    if found:
+        return found                                                      # uses_reference: nothing else is theirs
+    wrong = _type_shape(name, out, state, len(state["images"]))
     state["out"] = out
-    return ok(name)
+    return ok(name) if wrong is None else [wrong, *[m for m in [state.get("moved")] if m]]
 
 
 def _first_difference(got: torch.Tensor, want: torch.Tensor) -> str:
@@ -79,26 +141,40 @@ def _first_difference(got: torch.Tensor, want: torch.Tensor) -> str:
             f"expected {want[tuple(i)].item()}, got {got[tuple(i)].item()}")
 
 
-def _probe_ids(state):
-    name = "the VQGAN's nearest-codebook ids, row by row"
-    out, ids = state["out"], state["ids"]
-    if torch.equal(out, ids.flatten(1)):
+def _diagnose(name: str, out: torch.Tensor, ids: torch.Tensor, skipped: torch.Tensor | None, where: str = ""):
+    """ok when ``out`` (B, 256) equals ``ids`` (B, 16, 16) row by row, else the closest mistake."""
+    want = ids.flatten(1)                                                 # (B, 256)
+    if torch.equal(out, want):
         return ok(name)
-    detail = _first_difference(out, ids.flatten(1))
+    detail = where + _first_difference(out, want)
     if torch.equal(out, ids.transpose(1, 2).flatten(1)):
         return fail(name, "encode.transposed", detail)
-    if torch.equal(out, state["skipped"].flatten(1)):
+    if skipped is not None and torch.equal(out, skipped.flatten(1)):
         return fail(name, "encode.skips_quant_conv", detail)
+    if torch.equal(out.sort(1).values, want.sort(1).values):
+        return fail(name, "encode.wrong_order", detail + "\n(each image's ids are right, in another order)")
+    if torch.equal(out.flatten().sort().values, want.flatten().sort().values):
+        return fail(name, "encode.mixes_images", detail + "\n(the batch's ids are right, but spread over other images)")
     return fail(name, "encode.wrong_ids", detail)
 
 
-def _probe_alone(encode_to_z, state):
-    name = "one image alone gives the same ids"
-    with torch.no_grad():
-        alone = call(encode_to_z, state["vqgan"], state["images"][1:])
-    want = state["ids"][1:].flatten(1)
-    if torch.is_tensor(alone) and alone.shape == want.shape and torch.equal(alone.long(), want):
-        return ok(name)
-    got = f"got {describe(alone)}" if not (torch.is_tensor(alone) and alone.shape == want.shape) else \
-        _first_difference(alone.long(), want)
-    return fail(name, "encode.wrong_ids", f"images[1:] (one image): expected the same ids as in the batch; {got}")
+def _probe_ids(state):
+    return _diagnose("the VQGAN's nearest-codebook ids, row by row", state["out"], state["ids"], state["skipped"])
+
+
+def _probe_again(encode_to_z, state, which: str):
+    """The second image alone (a batch of one: a hard-coded B, or ids that depend on the rest of the
+    batch, show), or two other images, a batch of the same shape (a cached answer shows)."""
+    name = "one image alone gives the same ids" if which == "alone" else "two other images give their own ids"
+    images = state["images"][1:] if which == "alone" else state["others"]  # (1, 3, 64, 64) or (2, 3, 64, 64)
+    expected = {"ids": state["ids"][1:], "skipped": state["skipped"][1:]} if which == "alone" else \
+        _expected(state["vqgan"], images)
+    out, found = _encode(encode_to_z, state, images)
+    if found:
+        return found
+    where = "images[1:] (one image): " if which == "alone" else "two other images: "
+    wrong = _type_shape(name, out, state, len(images))
+    if wrong is not None:
+        wrong.detail = where + wrong.detail
+        return wrong
+    return _diagnose(name, out, expected["ids"], expected["skipped"], where)

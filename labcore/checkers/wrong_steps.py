@@ -1,7 +1,7 @@
 """The classic mistakes of exercise 6 (one decoding step), each as a step function with
 ``labcore.decoding.decode_step``'s exact signature: each runs in the real loop
 (``labcore.decoding.decode(..., step=...)``, ``MaskGit.inpaint(..., step=...)``), so a notebook can
-measure what each mistake costs, and ``check_decode_step`` must name each one
+measure what each mistake costs, and the checker's probes must name each one
 (tests/test_checkers_decoding.py)::
 
     for mistake, step in classic_steps(maskgit).items():
@@ -23,7 +23,12 @@ that does ``tokens = encode(decode(tokens))`` at each step feeds the next step: 
 is not what the transformer predicted.
 
 Not here: ``decode.shape`` and ``decode.error`` (a step with those cannot run in the loop; the
-tests write them), and the generic fallbacks.
+tests write them), the mistakes that only the adversarial suite writes (tests/test_adversarial_decode.py:
+other count rules, a fixed schedule, the noise's law, changed inputs), and the generic fallbacks.
+
+These steps are labcore's code, not a student's: ``check_decode_step`` gives any step that reaches
+this module (or runs its code) ``decode.uses_reference``; ``labcore.checkers.decoding.probe_decode_step``
+runs the same probes without that test, which is how the tests prove each step's diagnosis.
 """
 
 from __future__ import annotations

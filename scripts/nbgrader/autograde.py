@@ -1,33 +1,71 @@
-"""`make autograde-check`: autograde submissions with nbgrader and print the scores.
+"""`make autograde` / `make autograde-check`: grade submissions with nbgrader, in parallel.
 
-    python scripts/nbgrader/autograde.py student/                    # your own work
-    python scripts/nbgrader/autograde.py collected/alice collected/bob
-    python scripts/nbgrader/autograde.py --notebook NB [--notebook NB...] SUBMISSION...
+    python scripts/nbgrader/autograde.py collected/               # a class: one folder per student
+    python scripts/nbgrader/autograde.py student/                 # one submission (your own work)
+    python scripts/nbgrader/autograde.py --jobs 2 --limit 50 collected/alice collected/bob
 
 Each SUBMISSION is a folder named after the student, holding that student's notebooks (directly or
-in a maskgit_lab/ folder). The script regenerates the assignment from the solved notebooks (so
-the gradebook holds their hidden tests), puts the submissions into ROOT/submitted/<student>/
-maskgit_lab/ (ROOT: build/nbgrader/), runs `nbgrader autograde maskgit_lab --force` and
-`nbgrader generate_feedback maskgit_lab --force`, and prints per student and notebook the points
-(from the gradebook), the checks that lost points and where the feedback HTML is
-(ROOT/feedback/<student>/maskgit_lab/).
+in a maskgit_lab/ folder); a folder that holds neither is a class, one such folder per student.
+The assignment is released from the solved notebooks into a temporary course (its gradebook holds
+their hidden tests); each submission is then graded in its own temporary course, JOBS at a time
+(classgrade.py), in grading mode unless --full: only notebooks with points, each executed up to
+its last graded cell, LABCORE_FAST=1, every cell limited to --limit seconds. Written to OUT
+(build/nbgrader/): grades.csv, class-report.md + class-report.png, feedback/<student>/maskgit_lab/
+*.html, autograded/<student>/maskgit_lab/*.ipynb. Prints the points per student and notebook.
 """
 
 import argparse
+import os
+import time
 from pathlib import Path
 
+import class_report
+import classgrade
 import course
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="autograde.py", description=__doc__.split("\n")[0])
-    parser.add_argument("submissions", nargs="+", type=Path, help="one folder per student, named after the student")
+    parser.add_argument("submissions", nargs="+", type=Path, help="a class folder, or one folder per student")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
+    parser.add_argument("--limit", type=float, default=None, help="seconds per cell (default 50; --full: 1200)")
+    parser.add_argument("--full", action="store_true", help="every notebook whole, not in fast mode (as a student runs it)")
     parser.add_argument("--notebook", action="append", type=Path, dest="notebooks",
                         help="a solved notebook, once per notebook (default: notebooks/NN_*.ipynb)")
-    parser.add_argument("--root", type=Path, default=course.DEFAULT_ROOT, help="nbgrader course folder (default: build/nbgrader/)")
+    parser.add_argument("--out", type=Path, default=course.DEFAULT_ROOT, help="where the outputs go (default: build/nbgrader/)")
+    parser.add_argument("--keep", action="store_true", help="keep each submission's temporary course (to debug)")
     args = parser.parse_args(argv)
-    rows = course.autograde(args.submissions, args.notebooks, args.root)
-    print(course.report(rows, args.root))
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    options = classgrade.Options(jobs=args.jobs, full=args.full, out=args.out, keep=args.keep,
+                                 limit=args.limit or (1200.0 if args.full else 50.0))
+    started = time.perf_counter()
+    rows, seconds = classgrade.grade_class(args.submissions, options, args.notebooks)
+    wall = time.perf_counter() - started
+    written = class_report.write_all(rows, args.out, seconds, wall, args.jobs, "full" if args.full else "grading")
+    print(summary(rows))
+    print(f"{len(seconds)} submissions in {wall:.0f} s ({wall / max(1, len(seconds)):.0f} s each, {args.jobs} workers)")
+    for path in written:
+        print(f"wrote {course._shown(path.resolve())}")
+    print(f"feedback: {course._shown((args.out / 'feedback').resolve())}/<student>/{course.ASSIGNMENT}/<notebook>.html")
+
+
+def summary(rows) -> str:
+    """Per student and notebook: points, the checks that lost points (with their mistake ids), notes."""
+    lines, width = [], max((len(r.student) for r in rows), default=0)
+    per = {}
+    for r in rows:
+        per.setdefault((r.student, r.notebook), []).append(r)
+    for (student, notebook), mine in per.items():
+        got, most = sum(r.points for r in mine), sum(r.max_points for r in mine)
+        lost = [f"{r.grade_id} (-{r.max_points - r.points:g}{': ' + ' '.join(r.mistakes) if r.mistakes else ''})"
+                for r in mine if r.points < r.max_points]
+        notes = sorted({n for r in mine for n in r.notes})
+        lines.append(f"{student:<{width}}  {notebook:<32} {got:g} / {most:g}" + ("  lost: " + ", ".join(lost) if lost else "")
+                     + ("  notes: " + "; ".join(notes) if notes else ""))
+    for student, (got, most) in class_report.totals(rows).items():
+        lines.append(f"{student:<{width}}  {'total':<32} {got:g} / {most:g}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The lab as an nbgrader assignment: release the student notebooks, autograde submissions.
+"""The lab as an nbgrader assignment: the release (what a student gets) and the course config.
 
 The committed notebooks are the SOLVED versions, marked for nbgrader: solution regions between
 ``### BEGIN SOLUTION`` / ``### END SOLUTION`` in exercise cells, and locked check cells whose
@@ -7,11 +7,11 @@ Everything here is nbgrader's own machinery, run on a throw-away course director
 ``build/nbgrader/``, ignored by git) that is rebuilt from those notebooks on every call:
 
     release(notebooks)          nbgrader generate_assignment  -> ROOT/release/maskgit_lab/
-    grade(submission dirs)      nbgrader autograde + generate_feedback, scores from the gradebook
-    autograde(...)              release, then grade (what a TA runs)
+    copy_missing(release, out)  the release into the student's folder, never over their work
 
+Grading (``make autograde``) is classgrade.py: one temporary course per submission, in parallel.
 ``release.py`` and ``autograde.py`` beside this file are the command lines (``make student``,
-``make autograde-check``). No labcore import: the course tooling stands beside the package.
+``make autograde``). No labcore import: the course tooling stands beside the package.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,20 +55,28 @@ c.Execute.timeout = 1200
 '''
 
 
-def nbgrader(root: Path, *args: str) -> None:
-    """Run one nbgrader command on the course at ``root`` (this Python's nbgrader and kernel)."""
+def nbgrader_env() -> dict:
+    """nbgrader runs `alembic` (its database migrations) by name: this environment's bin/ goes first
+    on PATH, so a venv works without being activated. Its gradebook's SQLAlchemy warnings are noise."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            "PYTHONWARNINGS": "ignore:::nbgrader.api"}
+
+
+def nbgrader(root: Path, *args: str, log: Path | None = None) -> None:
+    """Run one nbgrader command on the course at ``root`` (this Python's nbgrader and kernel);
+    ``log``: its output goes to that file instead of the terminal."""
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}"]
-    # nbgrader runs `alembic` (its database migrations) by name: this environment's bin/ goes first
-    # on PATH, so a venv works without being activated. Its gradebook's SQLAlchemy warnings are noise.
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-           "PYTHONWARNINGS": "ignore:::nbgrader.api"}
-    print("$ nbgrader " + " ".join(args), flush=True)
-    done = subprocess.run(cmd, cwd=root, env=env)
+    if log is None:
+        print("$ nbgrader " + " ".join(args), flush=True)
+        done = subprocess.run(cmd, cwd=root, env=nbgrader_env())
+    else:
+        with open(log, "a") as out:
+            done = subprocess.run(cmd, cwd=root, env=nbgrader_env(), stdout=out, stderr=subprocess.STDOUT)
     if done.returncode:
-        raise SystemExit(f"nbgrader {args[0]} failed (exit {done.returncode}); its log is above")
+        raise SystemExit(f"nbgrader {args[0]} failed (exit {done.returncode}); its log is {'above' if log is None else log}")
 
 
-def release(notebooks: list[Path] | None = None, root: Path = DEFAULT_ROOT) -> Path:
+def release(notebooks: list[Path] | None = None, root: Path = DEFAULT_ROOT, log: Path | None = None) -> Path:
     """nbgrader generate_assignment on ``notebooks``: the student version, solutions and hidden
     tests taken out, outputs cleared. Also (re)fills the gradebook that autograde grades against."""
     notebooks = [Path(n) for n in (notebooks or default_notebooks())]
@@ -84,7 +91,7 @@ def release(notebooks: list[Path] | None = None, root: Path = DEFAULT_ROOT) -> P
     source.mkdir(parents=True)
     for nb in notebooks:
         shutil.copy2(nb, source / nb.name)
-    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(root, "generate_assignment", ASSIGNMENT, "--force", log=log)
     return root / "release" / ASSIGNMENT
 
 
@@ -100,95 +107,6 @@ def copy_missing(release_dir: Path, out: Path) -> list[Path]:
     for target in kept:
         print(f"kept {target} (your copy; delete it to get a fresh one)")
     return copied
-
-
-def _notebooks_of(submission: Path) -> list[Path]:
-    """A submission folder holds the notebooks, directly or in a maskgit_lab/ folder."""
-    inner = submission / ASSIGNMENT
-    return sorted((inner if inner.is_dir() else submission).glob("*.ipynb"))
-
-
-def collect(submissions: list[Path], root: Path) -> list[str]:
-    """Put each folder's notebooks into ROOT/submitted/<folder name>/maskgit_lab/ (nbgrader's
-    layout); the folder's name is the student's id. The staging area holds only these students."""
-    staging = root / "submitted"
-    shutil.rmtree(staging, ignore_errors=True)
-    students = []
-    for folder in map(Path, submissions):
-        student, notebooks = folder.resolve().name, _notebooks_of(folder)
-        if not folder.is_dir():
-            raise SystemExit(f"{folder}: no such folder (the student's own work: `make student` makes student/)")
-        if not notebooks:
-            raise SystemExit(f"{folder}: no notebooks there (nor in {folder / ASSIGNMENT})")
-        if student in students:
-            raise SystemExit(f"{folder}: two submissions named {student!r} (the folder name is the student id)")
-        target = staging / student / ASSIGNMENT
-        target.mkdir(parents=True)
-        for nb in notebooks:
-            shutil.copyfile(nb, target / nb.name)
-        students.append(student)
-    return students
-
-
-@dataclass
-class NotebookScore:
-    student: str
-    notebook: str
-    score: float
-    max_score: float
-    lost: list[str] = field(default_factory=list)  # "grade_id (-N)" of each check that lost points
-    needs_manual_grade: bool = False
-
-
-def scores(root: Path, students: list[str]) -> list[NotebookScore]:
-    """Per student, per notebook: points from nbgrader's gradebook, and the checks that lost some."""
-    from nbgrader.api import Gradebook  # lazy: only this step needs the database layer
-
-    rows = []
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}", "labcore") as gb:
-        for student in students:
-            submission = gb.find_submission(ASSIGNMENT, student)
-            for nb in sorted(submission.notebooks, key=lambda n: n.name):
-                lost = [f"{g.name} (-{g.max_score - g.score:g})" for g in nb.grades if g.score < g.max_score]
-                rows.append(NotebookScore(student, nb.name, nb.score, nb.max_score, lost, nb.needs_manual_grade))
-    return rows
-
-
-def grade(submissions: list[Path], root: Path = DEFAULT_ROOT) -> list[NotebookScore]:
-    """Collect, autograde, write the feedback, read the scores (the assignment must be released
-    into ``root`` first: its gradebook holds the hidden tests that autograde puts back)."""
-    root = Path(root).resolve()
-    students = collect(submissions, root)
-    # nbgrader warns "Attribute 'checksum' for cell ... has changed" for every check cell with hidden
-    # tests of a released copy: a known false alarm (jupyter/nbgrader#1961); it grades correctly.
-    nbgrader(root, "autograde", ASSIGNMENT, "--force")
-    nbgrader(root, "generate_feedback", ASSIGNMENT, "--force")
-    return scores(root, students)
-
-
-def autograde(submissions: list[Path], notebooks: list[Path] | None = None,
-              root: Path = DEFAULT_ROOT) -> list[NotebookScore]:
-    """Release from the solved notebooks (so the gradebook matches them), then grade."""
-    release(notebooks, root)
-    return grade(submissions, root)
-
-
-def feedback_dir(root: Path, student: str) -> Path:
-    return Path(root).resolve() / "feedback" / student / ASSIGNMENT
-
-
-def report(rows: list[NotebookScore], root: Path) -> str:
-    """One line per notebook, a total per student, where the feedback is."""
-    lines = []
-    who, width = max((len(r.student) for r in rows), default=0), max((len(r.notebook) for r in rows), default=0) + 6
-    for student in dict.fromkeys(r.student for r in rows):
-        mine = [r for r in rows if r.student == student]
-        for r in mine:
-            flags = ("  lost: " + ", ".join(r.lost) if r.lost else "") + ("  NEEDS MANUAL GRADE" if r.needs_manual_grade else "")
-            lines.append(f"{student:<{who}}  {r.notebook + '.ipynb':<{width}} {r.score:g} / {r.max_score:g}{flags}")
-        total, most = sum(r.score for r in mine), sum(r.max_score for r in mine)
-        lines.append(f"{student:<{who}}  {'total':<{width}} {total:g} / {most:g}   feedback: {_shown(feedback_dir(root, student))}/")
-    return "\n".join(lines)
 
 
 def _shown(path: Path) -> str:

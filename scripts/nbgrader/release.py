@@ -5,14 +5,26 @@
 
 The clean release (for a TA to hand out) is ROOT/release/maskgit_lab/ (ROOT: build/nbgrader/);
 it is also copied into --out, where a notebook that is already there is never overwritten: that is
-the student's work (delete it to get a fresh copy). The notebooks run with the repository's .venv
-kernel: they `import labcore`, which finds the bundled data by itself.
+the student's work (delete it to get a fresh copy). `make lab` opens those copies (and runs this
+first when one is missing); `make lab-solved` opens the solved notebooks/. The notebooks run with
+the repository's .venv kernel: they `import labcore`, which finds the bundled data by itself.
+The release is refused if a solution line or a hidden test is left in it.
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import course
+
+LEAKS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def leaks(notebook: Path) -> list[str]:
+    """The cells of a released notebook that still hold a solution region or a hidden test."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return [f"{notebook.name}: cell {i} holds {mark!r}" for i, cell in enumerate(cells)
+            for mark in LEAKS if mark in "".join(cell["source"])]
 
 
 def main(argv=None) -> None:
@@ -22,11 +34,15 @@ def main(argv=None) -> None:
     parser.add_argument("--root", type=Path, default=course.DEFAULT_ROOT, help="nbgrader course folder (default: build/nbgrader/)")
     args = parser.parse_args(argv)
     released = course.release(args.notebooks, args.root)
+    found = [line for nb in sorted(released.glob("*.ipynb")) for line in leaks(nb)]
+    if found:
+        raise SystemExit("release.py: the release still holds solutions or hidden tests:\n  " + "\n  ".join(found))
     copied = course.copy_missing(released, args.out)
     for nb in copied:
         print(f"new  {course._shown(nb.resolve())}")
     print(f"release (to hand out): {course._shown(released.resolve())}/")
-    print(f"work in it:            .venv/bin/jupyter lab {course._shown(args.out.resolve())}/")
+    print(f"work in it:            make lab   (JupyterLab on {course._shown(args.out.resolve())}/; "
+          "the solved copies: make lab-solved)")
     print(f"check your work:       make autograde-check")
 
 
