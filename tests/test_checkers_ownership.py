@@ -189,3 +189,14 @@ def test_a_function_of_a_reference_module_counts_as_that_module():
 
     assert reaches(borrows, "decode") == ["labcore.checkers.wrong_steps"]
     assert reaches(wrong_steps.student_step, "decode") == ["labcore.checkers.wrong_steps"]
+
+
+def test_an_attribute_is_not_read_as_the_global_of_the_same_name():
+    """``vqgan.encode`` in the student's code names the attribute ``encode``: a notebook global
+    called ``encode`` that holds labcore's reference (a fallback) must not count."""
+    from labcore.checkers.tokens import reference_encode_to_z
+    scope = {"encode": reference_encode_to_z}
+    exec("def encode_to_z(vqgan, images):\n    return vqgan.encode(images)[1].flatten(1)\n", scope)
+    assert reaches(scope["encode_to_z"], "encode") == []
+    exec("def encode_to_z(vqgan, images):\n    return encode(vqgan, images)\n", scope)
+    assert reaches(scope["encode_to_z"], "encode") == ["labcore.checkers.tokens.reference_encode_to_z"]

@@ -43,6 +43,7 @@ import torch
 
 from labcore.checkers import decoding_laws as laws
 from labcore.checkers.fixtures import FixedLogits
+from labcore.checkers.ownership import Watch
 from labcore.checkers.report import (CheckResult, call, changed, describe, fail, ok, record, run_probes, short,
                                      snapshot)
 from labcore.decoding import DecodingSettings, decode_step
@@ -73,7 +74,7 @@ class Runner:
 
     def __init__(self, step, watch: bool):
         self.step, self.mutated = step, []
-        self.watch = laws.Watch(laws.reference_codes() if watch else {})
+        self.watch = Watch("decode" if watch else None)
 
     def __call__(self, logits, tokens, masked, m0, ratio, settings, seed: int = 0):
         torch.manual_seed(seed)

@@ -14,14 +14,11 @@ rates: its odds are not proportional to 1 / m (two tokens cannot tell them apart
 
 from __future__ import annotations
 
-import inspect
 import math
-import sys
 
 import torch
 
-from labcore.checkers import wrong_steps
-from labcore.decoding import decode, decode_step, masked_count_after_step
+from labcore.decoding import masked_count_after_step
 from labcore.schedules import gamma
 
 FIXED_SCHEDULES = ("linear", "cosine", "square", "cubic")   # a hard-coded schedule is one of these
@@ -102,46 +99,3 @@ def best_free_scale(observed, cases) -> float:
     return total
 
 
-# ----------------------------------------------------------------------------- labcore's own code, watched
-
-def _codes_of(obj) -> set:
-    """The code objects of a function (unwrapped from decorators) and of the functions inside it."""
-    fn = inspect.unwrap(obj)
-    todo, found = [getattr(fn, "__code__", None)], set()
-    while todo:
-        code = todo.pop()
-        if code is not None and code not in found:
-            found.add(code)
-            todo += [c for c in code.co_consts if inspect.iscode(c)]
-    return found
-
-
-def reference_codes() -> dict:
-    """code object -> the dotted name of labcore's decoding that it belongs to (gumbel and uniform,
-    which the exercise offers, are not among them)."""
-    named = {"labcore.decoding.decode_step": decode_step, "labcore.decoding.decode": decode,
-             "labcore.decoding.masked_count_after_step": masked_count_after_step}
-    named.update({f"labcore.checkers.wrong_steps.{k}": v for k, v in vars(wrong_steps).items()
-                  if inspect.isfunction(v) and v.__module__ == wrong_steps.__name__})
-    return {code: name for name, fn in named.items() for code in _codes_of(fn)}
-
-
-class Watch:
-    """While active (``with``), records the names of labcore's decoding functions that run
-    (``ran``), however the student's code reached them: aliases, closures, getattr, exec."""
-
-    def __init__(self, codes: dict):
-        self.codes, self.ran = codes, []
-
-    def _profile(self, frame, event, arg):
-        if event == "call" and frame.f_code in self.codes:
-            self.ran.append(self.codes[frame.f_code])
-
-    def __enter__(self):
-        self._previous = sys.getprofile()
-        sys.setprofile(self._profile)
-        return self
-
-    def __exit__(self, *exc):
-        sys.setprofile(self._previous)
-        return False

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labcore.checkers.masking import K, REFERENCE_CODES
+from labcore.checkers.masking import K
 from labcore.checkers.report import (CheckResult, call, describe, fail, ok, record, run_probes, snapshot,
                                      unchanged)
-from labcore.checkers.schedules import Watch
+from labcore.checkers.ownership import Watch
 
 BL, NL = 3, 10                 # images, tokens per image: B, N and K + 1 = 9 all differ
 
@@ -77,11 +77,11 @@ def _probe_type(masked_loss, state):
     leaf = state["logits"].clone().requires_grad_(True)                              # (B, N, K+1)
     given = (leaf * 1.0, state["targets"].clone(), state["masked"].clone())          # a model's output: not a leaf
     state.update(leaf=leaf, given=given, before=snapshot(*given))
-    with Watch(codes=REFERENCE_CODES) as watch:
+    with Watch("masking") as watch:
         loss = call(masked_loss, *given)
-    if watch.hits:
+    if watch.ran:
         return fail("your own code, not labcore's solution", "masking.uses_reference",
-                    "your masked_loss runs labcore's " + ", ".join(sorted(set(watch.hits))))
+                    "your masked_loss runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
     state["loss"] = loss
     if not torch.is_tensor(loss):
         numeric = isinstance(loss, (numbers.Number, np.ndarray, np.generic))

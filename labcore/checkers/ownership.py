@@ -15,6 +15,7 @@ method of a checker's own object that is the answer (``vqgan.encode_to_indices``
 from __future__ import annotations
 
 import builtins
+import dis
 import functools
 import importlib
 import inspect
@@ -128,18 +129,40 @@ def _named(obj, names: set[str]) -> list:
     return found
 
 
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME"}
+_ATTR_OPS = {"LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM", "LOAD_SUPER_ATTR"}
+
+
+def _names_of(code: types.CodeType) -> tuple[set[str], set[str], set[str]]:
+    """(globals, attribute names, imported modules) that a code object and the code inside it name:
+    ``vqgan.encode`` names the attribute ``encode``, never the global ``encode``."""
+    globals_, attrs, imports = set(), set(), set()
+    for c in _codes(code):
+        for ins in dis.get_instructions(c):
+            if ins.opname in _GLOBAL_OPS:
+                globals_.add(ins.argval)
+            elif ins.opname in _ATTR_OPS:
+                attrs.add(ins.argval)
+            elif ins.opname == "IMPORT_NAME":
+                imports.add(ins.argval)
+    return globals_, attrs, imports
+
+
 def _reached_by_function(fn, names_seen: set[str]) -> list:
-    """The objects a student's function names: globals, builtins, modules it imports, closures,
-    defaults; then attributes (named in its code) of the modules and classes among them."""
+    """The objects a student's function names: its globals (or builtins), the modules it imports,
+    its closures and defaults. The attribute names in its code go into ``names_seen``: they are
+    looked up on the modules and classes reached (``_named``)."""
     fn = inspect.unwrap(fn, stop=lambda f: not hasattr(f, "__wrapped__")) if hasattr(fn, "__wrapped__") else fn
     code = getattr(fn, "__code__", None)
-    if code is None:
+    if not isinstance(code, types.CodeType):
         return []
-    names = {n for c in _codes(code) for n in c.co_names}
-    names_seen |= names
+    globals_, attrs, imports = _names_of(code)
+    names_seen |= attrs
     scope = getattr(fn, "__globals__", {})
-    reached = [scope[n] if n in scope else getattr(builtins, n, None) for n in names]
-    reached += [sys.modules[n] for n in names if n in sys.modules]                 # import labcore.decoding inside
+    reached = [scope[n] if n in scope else getattr(builtins, n, None) for n in globals_]
+    for module in imports:                                       # import labcore.decoding: labcore and labcore.decoding
+        parts = module.split(".")
+        reached += [sys.modules.get(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
     reached += [c.cell_contents for c in (fn.__closure__ or ()) if _has_contents(c)]
     reached += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
     return [r for r in reached if r is not None]
@@ -200,6 +223,57 @@ def _walk(obj, targets, names: set[str]) -> list[str]:
         elif not isinstance(item, (int, float, str, bytes, bool, type(None))) and _is_students(type(item)):
             todo.append(type(item))            # an instance of the student's class, a callable object
     return sorted(set(hit))
+
+
+def _functions_of(target) -> list:
+    """The Python functions that make up a target: itself, a class's methods, a module's functions
+    and classes' methods, a dict's values."""
+    if isinstance(target, types.ModuleType):
+        own = [v for v in vars(target).values() if getattr(v, "__module__", None) == target.__name__]
+        return [f for v in own for f in _functions_of(v)]
+    if isinstance(target, type):
+        return [_unwrap(v) for v in vars(target).values()]
+    if isinstance(target, dict):
+        return list(target.values())
+    return [target]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_codes(exercise: str) -> dict:
+    """code object -> dotted name, for every code object of labcore's implementation of ``exercise``
+    (nested functions included): what ``Watch`` looks for."""
+    found = {}
+    for target, name in _targets(exercise):
+        for fn in _functions_of(target):
+            fn = inspect.unwrap(fn) if callable(fn) and hasattr(fn, "__wrapped__") else fn
+            code = getattr(fn, "__code__", None)
+            if isinstance(code, types.CodeType):
+                found.update({c: name for c in _codes(code) if c not in found})
+    return found
+
+
+class Watch:
+    """``with Watch("decode") as watch: <run the student's code>``; then ``watch.ran`` names the parts
+    of labcore's implementation of the exercise that ran, however the code reached them (a name
+    built at run time, getattr, exec): the run-time half of ``reaches``. ``Watch(None)`` watches nothing."""
+
+    def __init__(self, exercise: str | None):
+        self.codes = reference_codes(exercise) if exercise else {}
+        self.ran: list[str] = []
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            self.ran.append(self.codes[frame.f_code])
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        if self.codes:
+            sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        return False
 
 
 class Tripwire:

@@ -20,12 +20,11 @@ time, which the static walk of ``ownership.reaches`` cannot see); the masking ch
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from labcore.checkers.ownership import Watch
 from labcore.checkers.report import (CheckResult, StudentError, call, describe, fail, ok, record, run_probes,
                                      snapshot, unchanged)
 from labcore.schedules import gamma
@@ -34,7 +33,6 @@ MODES = ("linear", "cosine", "square")
 POINTS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 UNKNOWN = ("cosinus", "quadratic", "")                     # names no schedule may answer to
 REFUSALS = (ValueError, NotImplementedError, LookupError, AssertionError)
-SCHEDULES_FILE = str(Path(sys.modules[gamma.__module__].__file__).resolve())
 
 # per mode, (mistake id, formula) for the classic slips, most specific first
 _SLIPS = {
@@ -43,27 +41,6 @@ _SLIPS = {
                ("gamma.cosine_period", lambda r: math.cos(r))],
     "square": [("gamma.r_squared", lambda r: r * r), ("gamma.square_of_linear", lambda r: (1 - r) ** 2)],
 }
-
-
-class Watch:
-    """Inside ``with Watch(files, codes) as w:``, ``w.hits`` names the functions of those files
-    (or with those code objects) that ran: labcore's implementation reached at run time."""
-
-    def __init__(self, files=(), codes=()):
-        self.files, self.codes, self.hits = set(files), set(codes), []
-
-    def _hook(self, frame, event, arg):
-        code = frame.f_code
-        if event == "call" and (code in self.codes or code.co_filename in self.files):
-            self.hits.append(f"{Path(code.co_filename).stem}.{code.co_name}")
-
-    def __enter__(self):
-        self._before = sys.getprofile()
-        sys.setprofile(self._hook)
-        return self
-
-    def __exit__(self, *exc):
-        sys.setprofile(self._before)
 
 
 def _number(value) -> float | None:
@@ -96,12 +73,12 @@ def check_gamma(gamma_func, seed: int = 0) -> CheckResult:
 def _probe_types(gamma_func, schedules):
     """Per mode one finding (type before value): each mode's slip is named, not only the first."""
     found = []
-    with Watch(files=[SCHEDULES_FILE]) as watch:
+    with Watch("gamma") as watch:
         for mode in MODES:
             found.append(_types_of(gamma_func, mode, schedules))
-    if watch.hits:
+    if watch.ran:
         return fail("your own code, not labcore's solution", "gamma.uses_reference",
-                    "your schedule runs labcore's " + ", ".join(sorted(set(watch.hits))))
+                    "your schedule runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
     return found
 
 

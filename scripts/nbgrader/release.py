@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     print(f"release (to hand out): {course._shown(released.resolve())}/")
     print(f"work in it:            make lab   (JupyterLab on {course._shown(args.out.resolve())}/; "
           "the solved copies: make lab-solved)")
-    print(f"check your work:       make autograde-check")
+    print("check your work:       make autograde-check")
 
 
 if __name__ == "__main__":
