@@ -1,27 +1,35 @@
 """Checkers of the students' exercises: run your function or module on small fixed cases, judge
 properties (not labcore's random stream), and name the classic mistake when something is off.
 
-Each checker returns a ``CheckResult``: ``passed`` (also its truth value), ``mistakes`` (stable ids
-of ``labcore.checkers.mistakes.MISTAKES``, each with a one-line explanation and the fix) and a short
-report (``print(result)``). ``yours_or_reference(result, yours, labcore_s, "what")`` picks the
-student's piece for the rest of a notebook once it passed, labcore's otherwise (one line says which).
-The ``reference_*`` functions are labcore's own pieces with the exercises' signatures (what a
-notebook runs until yours passes). ``with_attention(transformer, YourAttention)`` is a copy of a transformer whose blocks run your
-attention class with the same weights (notebook 01: same predictions); ``wrong_steps`` holds one
-decoding step per classic mistake, each runnable in the real ``decode`` loop.
+Each checker returns a ``CheckResult``: ``passed`` (also its truth value), ``mistakes`` (the stable
+id of every failed probe, from ``labcore.checkers.mistakes.MISTAKES``, each with a one-line
+explanation and what to fix) and a short report (``print(result)``). A checker never raises on
+student code: whatever the code raises or returns becomes a finding. Code that reaches labcore's
+own implementation of the exercise (``ownership``: what its code objects name and what runs inside
+it) fails as ``<exercise>.uses_reference``. Each checker records the piece it checked:
+``yours_or_reference("decode_step")`` is then the student's piece if its latest check passed,
+labcore's reference otherwise (one line says which; each piece falls back alone). The
+``reference_*`` functions are labcore's own pieces with the exercises' signatures (the fallbacks;
+the notebooks never import them). ``with_attention(transformer, YourAttention)`` is a copy of a
+transformer whose blocks run your attention class with the same weights (notebook 01: same
+predictions); ``wrong_steps`` holds one decoding step per classic mistake, each runnable in the
+real ``decode`` loop.
 
-====================  =============================================  ==========================
-exercise              checker                                        notebook
-====================  =============================================  ==========================
-1 attention           ``check_attention(MultiHeadAttention)``        01_multi_head_attention
-2 encode              ``check_encode_to_z(encode_to_z)``             00_tokens
-3 gamma               ``check_gamma(gamma_func)``                    02_train_stage2
-4 masking             ``check_masking(mask_tokens, masked_loss)``    02_train_stage2
-5 loop                ``check_training_loop(configure_optimizers,    02_train_stage2
-                      train_one_epoch)``
-6 decode              ``check_decode_step(decode_step)``             03_iterative_decoding
-7 frechet             ``check_frechet_distance(frechet_distance)``   04_fid
-====================  =============================================  ==========================
+====================  ==============================================  ==========================
+exercise              checker (one graded cell each)                  notebook
+====================  ==============================================  ==========================
+attention             ``check_attention(MultiHeadAttention)``         01_multi_head_attention
+encode                ``check_encode_to_z(encode_to_z)``              00_tokens
+gamma                 ``check_gamma(gamma_func)``                     02_train_stage2
+masking               ``check_mask_tokens(mask_tokens)``,             02_train_stage2
+                      ``check_masked_loss(masked_loss)``
+                      (both at once: ``check_masking``)
+loop                  ``check_configure_optimizers(...)``,            02_train_stage2
+                      ``check_train_one_epoch(...)``
+                      (both at once: ``check_training_loop``)
+decode                ``check_decode_step(decode_step)``              03_iterative_decoding
+frechet               ``check_frechet_distance(frechet_distance)``    04_fid
+====================  ==============================================  ==========================
 """
 
 from labcore.checkers.attention import check_attention, copy_into_torch_mha, load_attention_weights, with_attention
