@@ -36,7 +36,8 @@ from labcore.checkers.attention import check_attention, copy_into_torch_mha, loa
 from labcore.checkers.decoding import check_decode_step
 from labcore.checkers.frechet import check_frechet_distance, reference_frechet_distance
 from labcore.checkers.masked_loss import check_masked_loss
-from labcore.checkers.masking import check_mask_tokens, check_masking, reference_mask_tokens, reference_masked_loss
+from labcore.checkers.mask_probes import check_mask_tokens, check_masking
+from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
 from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of, table_markdown
 from labcore.checkers.report import CheckResult, yours_or_reference
 from labcore.checkers.schedules import check_gamma

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from labcore import attention as lab
 from labcore.checkers.attention_math import compare, explicit_attention
 from labcore.checkers.attention_probes import drain, forward, probe_gradient, probe_train, type_finding
 from labcore.checkers.attention_weights import (copy_into_torch_mha, layout, load_attention_weights,  # noqa: F401
@@ -124,7 +125,6 @@ def _build(state: dict, cls: type, dim: int, heads: int, drop: float):
     module = call(cls, dim, heads, drop)
     if not isinstance(module, nn.Module):
         return fail("builds", "attention.layout", f"{cls.__name__}(...) built a {describe(module)}, not an nn.Module")
-    from labcore import attention as lab
     answers = (lab.MultiHeadAttention, nn.MultiheadAttention)
     held = [type(m).__name__ for m in module.modules() if isinstance(m, answers)]
     state["used"] += [f"{name} (held as a submodule)" for name in held]

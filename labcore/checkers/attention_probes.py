@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from labcore.checkers import attention_weights as _weights
+from labcore import attention as lab
 from labcore.checkers.attention_weights import Layout, bias, copy_into_torch_mha
 from labcore.checkers.report import Finding, call, changed, describe, fail, ok, snapshot
 
@@ -71,7 +72,6 @@ def watching(state: dict):
     """While the student's module runs: calls of labcore's attention, torch's MultiheadAttention
     or this checker's math are noted in ``state["used"]`` (code that reaches them in ways the
     static walk of ``ownership`` cannot see, like getattr on a module)."""
-    from labcore import attention as lab
     used, saved = [], []
     for owner, attr, name in ((lab.MultiHeadAttention, "forward", "labcore.attention.MultiHeadAttention"),
                               (nn.MultiheadAttention, "forward", "torch.nn.MultiheadAttention"),

@@ -1,4 +1,5 @@
-"""The probes of ``check_mask_tokens`` (``labcore.checkers.masking``), in the order they run.
+"""``check_mask_tokens`` and its probes, in the order they run (the fixed cases and labcore's
+reference: ``labcore.checkers.masking``); ``check_masking``, both halves of exercise 4 at once.
 
 Each takes the checker's ``state`` (the tokens, the first result, what every call saw) and
 returns findings. Counts are judged per image against ceil(gamma(r) N), clamped to [1, N], with
@@ -12,10 +13,40 @@ import math
 
 import torch
 
+from labcore.checkers.masked_loss import check_masked_loss
 from labcore.checkers.masking import B, K, N, SHARE, Schedule, _masked, _run, constant
-from labcore.checkers.report import describe, fail, ok, short
+from labcore.checkers.report import CheckResult, check_pair, describe, fail, ok, record, run_probes, short
 
 COUNT = math.ceil(SHARE * N)                                # 12 of 37
+
+
+def check_masking(mask_tokens=None, masked_loss=None, seed: int = 0) -> CheckResult:
+    """Check ``mask_tokens`` and/or ``masked_loss`` (give either or both): ``check_mask_tokens``
+    and ``check_masked_loss`` in one report. ``str()`` of the result is the report."""
+    return check_pair("check_masking", ("mask_tokens", mask_tokens, check_mask_tokens),
+                      ("masked_loss", masked_loss, check_masked_loss), seed)
+
+
+def check_mask_tokens(mask_tokens, seed: int = 0) -> CheckResult:
+    """Check ``mask_tokens(tokens, mask_token_id, gamma_fn, generator=None)``; ``str()`` of the
+    result is the report."""
+    state: dict = {}
+
+    def setup():
+        state["tokens"] = torch.randint(0, K, (B, N))                              # (B, N)
+
+    probes = [("mask_tokens returns (inputs, masked): (B, N) long, (B, N) bool", lambda: shape(mask_tokens, state)),
+              ("inputs hold the mask id K exactly where masked", lambda: consistent(state)),
+              (f"gamma fixed at {SHARE}: ceil(gamma * N) masked per image", lambda: count(state)),
+              ("gamma fixed at 0 and 1: at least 1, at most N", lambda: ends(mask_tokens, state, seed)),
+              ("each image draws its own r ~ U(0, 1) and masks ceil(gamma_fn(r) * N)",
+               lambda: ratios(mask_tokens, state, seed)),
+              ("each image masks its own positions, uniformly at random",
+               lambda: positions(mask_tokens, state, seed)),
+              ("every random number comes from the generator", lambda: generator(mask_tokens, state, seed)),
+              ("the caller's tokens are left unchanged (every call)", lambda: in_place(state))]
+    result = run_probes("check_mask_tokens", probes, "masking.error", seed, setup, own=mask_tokens)
+    return record("mask_tokens", mask_tokens, result)
 
 
 def shape(mask_tokens, state):

@@ -13,8 +13,10 @@ What the student writes, two functions that make up ``labcore.maskgit.mvtm_loss`
 
 so that ``inputs, masked = mask_tokens(...); loss = masked_loss(transformer(inputs), tokens,
 masked)`` is one training step's loss. Two functions, each with its own checker
-(``check_mask_tokens``, ``check_masked_loss``, in ``labcore.checkers.masked_loss``) and its own
-record: a failed one falls back to labcore's piece alone. ``check_masking`` runs both.
+(``check_mask_tokens`` and ``check_masking``, which runs both, in ``labcore.checkers.mask_probes``;
+``check_masked_loss`` in ``labcore.checkers.masked_loss``) and its own record: a failed one falls
+back to labcore's piece alone. This module holds what they share: the fixed cases and labcore's
+reference.
 
 The checker of ``mask_tokens`` judges properties, never labcore's random stream, with B != N:
 gamma_fn is replaced by schedules that record the ratios they are given (one per image, r ~
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labcore.checkers.report import CheckResult, accepts, call, check_pair, describe, record, run_probes
+from labcore.checkers.report import accepts, call, describe
 from labcore.checkers.ownership import Watch
 from labcore.maskgit import mvtm_loss
 
@@ -94,15 +96,6 @@ def reference_masked_loss(logits: torch.Tensor, targets: torch.Tensor, masked: t
     return F.cross_entropy(logits[masked].float(), targets[masked])
 
 
-# code whose run inside a student's call means labcore's solution is used
-
-
-def check_masking(mask_tokens=None, masked_loss=None, seed: int = 0) -> CheckResult:
-    """Check ``mask_tokens`` and/or ``masked_loss`` (give either or both): ``check_mask_tokens``
-    and ``check_masked_loss`` in one report. ``str()`` of the result is the report."""
-    from labcore.checkers.masked_loss import check_masked_loss
-    return check_pair("check_masking", ("mask_tokens", mask_tokens, check_mask_tokens),
-                      ("masked_loss", masked_loss, check_masked_loss), seed)
 
 
 # ----------------------------------------------------------------------------- mask_tokens
@@ -136,26 +129,3 @@ def _masked(out) -> torch.Tensor:
             and out[1].shape == (B, N) and out[1].dtype == torch.bool):
         raise TypeError(f"mask_tokens returned {describe(out)} here, a pair (inputs, masked (B, N) bool) before")
     return out[1]
-
-
-def check_mask_tokens(mask_tokens, seed: int = 0) -> CheckResult:
-    """Check ``mask_tokens(tokens, mask_token_id, gamma_fn, generator=None)``; ``str()`` of the
-    result is the report."""
-    from labcore.checkers import mask_probes as p
-    state: dict = {}
-
-    def setup():
-        state["tokens"] = torch.randint(0, K, (B, N))                              # (B, N)
-
-    probes = [("mask_tokens returns (inputs, masked): (B, N) long, (B, N) bool", lambda: p.shape(mask_tokens, state)),
-              ("inputs hold the mask id K exactly where masked", lambda: p.consistent(state)),
-              (f"gamma fixed at {SHARE}: ceil(gamma * N) masked per image", lambda: p.count(state)),
-              ("gamma fixed at 0 and 1: at least 1, at most N", lambda: p.ends(mask_tokens, state, seed)),
-              ("each image draws its own r ~ U(0, 1) and masks ceil(gamma_fn(r) * N)",
-               lambda: p.ratios(mask_tokens, state, seed)),
-              ("each image masks its own positions, uniformly at random",
-               lambda: p.positions(mask_tokens, state, seed)),
-              ("every random number comes from the generator", lambda: p.generator(mask_tokens, state, seed)),
-              ("the caller's tokens are left unchanged (every call)", lambda: p.in_place(state))]
-    result = run_probes("check_mask_tokens", probes, "masking.error", seed, setup, own=mask_tokens)
-    return record("mask_tokens", mask_tokens, result)
