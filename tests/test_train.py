@@ -142,6 +142,28 @@ def test_stage1_resume_is_exact(tmp_path):
     assert_run_folder(tmp_path / "parts", {"vqgan.yml", "samples"})
 
 
+def test_stage1_resume_is_exact_across_warmup_epochs_evaluations_and_restarts(tmp_path):
+    """A longer run, stopped three times (#29): after the warm-up in the middle of an epoch (5),
+    right after an evaluation (9) and after a dead-code restart (13), each time resumed; weights,
+    EMA codebook and log bit for bit those of the run that never stopped. (4 steps were too short
+    to see that the EMA codebook's gradient, never cleared by the optimizer, grew in the run that
+    never stopped and restarted from none in a resumed one: the gradient clip then differed.)"""
+    model_cfg = replace(tiny_vqgan_config(latent_dim=16, K=512), enc_res_blocks=1, dec_res_blocks=1)
+    cfg = VQGANTrainConfig(steps=18, batch_size=4, warmup_steps=4, restart_every=6, disc_start=-1, eval_every=8,
+                           save_every=1000, limit=16, val_limit=4, precision="fp32", grad_clip=0.5)
+    common = dict(device="cpu", progress=False)
+    train_vqgan(tmp_path / "whole", model_cfg, cfg, **common)
+    for i, stop in enumerate((5, 9, 13, None)):
+        train_vqgan(tmp_path / "parts", model_cfg, cfg, resume=i > 0, stop_after=stop, **common)
+    a = torch.load(tmp_path / "whole" / "train_state.pt", weights_only=True)
+    b = torch.load(tmp_path / "parts" / "train_state.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "weights differ"
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"]), "EMA codebook differs"
+    drop_time = lambda run: [{**r, "seconds": ""} for r in _rows(tmp_path / run / "log.csv")]  # noqa: E731
+    assert len(drop_time("parts")) == 18 and drop_time("parts") == drop_time("whole")
+    assert any(int(r["restarted"]) > 0 for r in _rows(tmp_path / "whole" / "log.csv")), "no codebook restart seen"
+
+
 def test_cli_config_file_and_resume(tokens_file, tmp_path, capsys):
     config = tmp_path / "tiny.yml"
     config.write_text(yaml.safe_dump({"preset": "emoji64", "model": MODEL,

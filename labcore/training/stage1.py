@@ -162,6 +162,9 @@ class Stage1Run:
         self.val_images, self.val_norm = load_split("val", data_root, cfg.val_limit, progress)
         self.model = VQGAN(model_cfg).to(self.device)
         ema_codes = cfg.codebook_update == "ema"       # with the EMA update the codebook is not the optimiser's
+        # ... nor has it a gradient: the optimiser's zero_grad would never clear it, so it would grow
+        # step after step inside the gradient clip's norm, and restart from none on --resume (#29)
+        self.model.codebook.embedding.weight.requires_grad_(not ema_codes)
         trained = [(n, p) for n, p in self.model.named_parameters() if not (ema_codes and "codebook" in n)]
         decay = [p for n, p in trained if p.ndim > 1 and "codebook" not in n]
         no_decay = [p for n, p in trained if p.ndim <= 1 or "codebook" in n]
