@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labcore.checkers.attention_weights import Layout, bias, copy_into_torch_mha, layout, note_use
+from labcore.checkers.attention_weights import Layout, bias, copy_into_torch_mha, layout
 from labcore.checkers.report import describe, fail, ok
 
 _QKV, _SPLIT = "attention.qkv_split", "attention.head_split"
@@ -31,7 +31,6 @@ def explicit_attention(x: torch.Tensor, lay: Layout, heads: int, order="qkv", sc
                        softmax_dim=-1, split="heads", merge=True, use_proj=True) -> torch.Tensor:
     """softmax(Q K^T / sqrt(d_k)) V per head, heads merged, projected: (B, N, dim) -> (B, N, dim).
     The keyword switches turn on one classic mistake each (``_SWITCHES``)."""
-    note_use("labcore.checkers.attention.explicit_attention")
     B, N, C = x.shape
     d = C // heads
     qkv = F.linear(x, lay.qkv_weight, lay.qkv_bias)                            # (B, N, 3C)

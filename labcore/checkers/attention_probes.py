@@ -14,7 +14,6 @@ every c_ij is 0 or w_ij / (1 - p), and that about a share p of them is 0. Dropou
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -22,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from labcore.checkers import attention_weights as _weights
-from labcore import attention as lab
 from labcore.checkers.attention_weights import Layout, bias, copy_into_torch_mha
+from labcore.checkers.ownership import Watch
 from labcore.checkers.report import Finding, call, changed, describe, fail, ok, snapshot
 
 
@@ -67,40 +66,16 @@ def train_dropout_finding(name: str, x, out, lay: Layout, heads: int, p: float, 
 
 # ----------------------------------------------------------------------------- running the student's module
 
-@contextlib.contextmanager
-def watching(state: dict):
-    """While the student's module runs: calls of labcore's attention, torch's MultiheadAttention
-    or this checker's math are noted in ``state["used"]`` (code that reaches them in ways the
-    static walk of ``ownership`` cannot see, like getattr on a module)."""
-    used, saved = [], []
-    for owner, attr, name in ((lab.MultiHeadAttention, "forward", "labcore.attention.MultiHeadAttention"),
-                              (nn.MultiheadAttention, "forward", "torch.nn.MultiheadAttention"),
-                              (F, "multi_head_attention_forward", "torch.nn.functional.multi_head_attention_forward")):
-        original = vars(owner)[attr]
-
-        def spy(*args, _original=original, _name=name, **kwargs):
-            used.append(_name)
-            return _original(*args, **kwargs)
-
-        saved.append((owner, attr, original))
-        setattr(owner, attr, spy)
-    _weights._USED = used
-    try:
-        yield
-    finally:
-        for owner, attr, original in saved:
-            setattr(owner, attr, original)
-        _weights._USED = None
-        state["used"] += used
-
-
 def forward(state: dict, module: nn.Module, x: torch.Tensor, grad: bool = False):
     """``module(x)`` (its output when it returns (output, weights)), watched: an input or a
     weight it changed in place is noted in ``state["moved"]``, labcore code it ran in ``used``."""
     params = dict(call(module.named_parameters))
     before = snapshot(x, *params.values())
-    with watching(state), torch.set_grad_enabled(grad):
-        out = call(module, x)
+    try:
+        with Watch("attention") as watch, torch.set_grad_enabled(grad):   # labcore's or torch's attention ran?
+            out = call(module, x)
+    finally:                                                              # even when it raised inside it
+        state["used"] += watch.ran
     names = ["x", *(f"self.{n}" for n in params)]
     state["moved"] += [names[i] for i in changed(before, x, *params.values()) if names[i] not in state["moved"]]
     return out[0] if isinstance(out, tuple) and out else out

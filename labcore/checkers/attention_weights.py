@@ -19,15 +19,6 @@ import torch.nn as nn
 
 _IN_NAMES = (("qkv",), ("query", "q"), ("key", "k"), ("value", "v"))
 _OUT_NAMES = ("proj", "out", "out_proj")
-_USED: list[str] | None = None   # while the checker runs the student's code: labcore pieces it called
-
-
-def note_use(name: str) -> None:
-    """Called by labcore's attention pieces: remembered while the checker runs a student's code."""
-    if _USED is not None:
-        _USED.append(name)
-
-
 @dataclass
 class Layout:
     qkv_weight: torch.Tensor        # (3*dim, dim), rows [q | k | v]
@@ -85,7 +76,6 @@ def layout(module: nn.Module) -> Layout:
 def copy_into_torch_mha(module: nn.Module, num_heads: int) -> nn.MultiheadAttention:
     """A ``torch.nn.MultiheadAttention`` (batch_first, eval mode, the module's dtype) holding the
     weights of ``module``; a ValueError when a projection is missing or of another size."""
-    note_use("labcore.checkers.attention.copy_into_torch_mha")
     lay = layout(module)
     if lay.proj is None:
         raise ValueError("expected nn.Linear layers named 'qkv' (or 'query'/'key'/'value') and 'proj' (or 'out'); "

@@ -152,7 +152,7 @@ def _reached_by_function(fn, names_seen: set[str]) -> list:
     """The objects a student's function names: its globals (or builtins), the modules it imports,
     its closures and defaults. The attribute names in its code go into ``names_seen``: they are
     looked up on the modules and classes reached (``_named``)."""
-    fn = inspect.unwrap(fn, stop=lambda f: not hasattr(f, "__wrapped__")) if hasattr(fn, "__wrapped__") else fn
+    fn = inspect.unwrap(fn)                                      # @torch.no_grad() and other decorators
     code = getattr(fn, "__code__", None)
     if not isinstance(code, types.CodeType):
         return []
@@ -214,7 +214,7 @@ def _walk(obj, targets, names: set[str]) -> list[str]:
             todo += _named(item, names)        # labcore.decoding.decode_step, attention.MultiHeadAttention.forward
         elif isinstance(item, type):           # the student's class: its bases and its own methods
             todo += list(item.__mro__[1:]) + list(vars(item).values())
-        elif callable(item) and _is_students(inspect.unwrap(item) if hasattr(item, "__wrapped__") else item):
+        elif callable(item) and _is_students(inspect.unwrap(item)):
             todo += _reached_by_function(item, names)
         elif isinstance(item, (list, tuple, set, frozenset)):
             todo += list(item)
