@@ -2,8 +2,8 @@
 
 The folders show the architecture: the nine modules of the reading path below are the *reading
 core*, what the course teaches (one idea per module, each opening with its formula in the paper's
-terms, no function over 50 lines, 1,400 lines in all at most); everything else is tooling that
-runs the core (files, caches, training runs, figures, the command line; no function over 80 lines).
+terms, 1,400 lines in all at most); everything else is tooling that runs the core (files, caches,
+training runs, figures, the command line). No function anywhere is over 50 lines.
 
 A student's reading path, in order (``tests/test_packaging.py`` checks it against READING_PATH):
 
@@ -21,8 +21,9 @@ Tooling, layered (a module imports only its own layer or those below; tests/test
 
 - ground floor: ``paths`` (one constant per bundled file), ``validate`` (the one check of a
   parameter's value), ``csv_tables`` (the one CSV reader/writer), ``runtime`` (devices, seeds,
-  atomic writes, notes), ``dataset_files`` (finding, reading and checking the dataset's files:
-  what ``data`` reads through), ``inception`` (the offline Inception weights that ``fid`` runs)
+  atomic writes, YAML, notes: plumbing every layer shares), ``dataset_files`` (finding, reading
+  and checking the dataset's files: what ``data`` reads through), ``inception`` (the offline
+  Inception weights that ``fid`` runs)
 - ``model_files``    both stages' configs (yml) and weights (.pt) into models; ``load_maskgit``
 - ``course_format``  the course's checkpoint formats (``query/key/value`` names, wrapped dicts)
 - ``fid_files``      images of folders and ``test_gt.csv``, reference ``.npz`` files, caches, and
@@ -30,9 +31,16 @@ Tooling, layered (a module imports only its own layer or those below; tests/test
 - ``training/``      both stages' training: one config system, the token cache, the loops
                      (``stage1`` VQGAN, ``stage2`` transformer), runs and exact resume, evaluation,
                      precision, DDP, publishing
-- ``checkers/``      the checkers of the students' exercises and the table of classic mistakes
-- ``viz`` / ``widgets``  figures for the notebooks / the interactive decoding panel
-- ``inpaint``, ``experiment``, ``demo``  the test-set job, the FID experiment, the demo
+- ``decoding_variants``  named decoding variants the experiment measures: the classic mistakes
+                     (one table of wrong lines), the Halton order, the annealed sample temperature
+- ``inpaint``        decoding the test set (the job), or one image for a figure (``inpaint_one``)
+- ``viz/`` / ``widgets``  figures that only draw (a trace or a result in, a bare Figure out) / the
+                     interactive decoding panel (decodes with ``inpaint``, then draws with ``viz``)
+- ``experiment/``    the FID experiment: typed rows and their CSV, the plan's named stages,
+                     scoring, the report and its figures
+- ``demo``           the demo
+- ``checkers/``      grading: the checkers of the students' exercises and the table of classic
+                     mistakes (it imports the product; the product never imports it)
 - ``bench``          the benchmarks (above every other tool: only the command line runs them)
 - ``cli/``           one small module per ``labcore`` subcommand (argparse, calls, prints)
 """

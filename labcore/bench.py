@@ -34,10 +34,11 @@ from .decoding import DecodingSettings, decode_step
 from .maskgit import latent_mask
 from .model_files import load_bundled_maskgit
 from .paths import DEFAULT_TOKENS, EMOJI64_DIR
-from .runtime import fast_mode, note, peak_rss_mb, pick_device, seed_everything, seed_step, set_threads, warmup_cosine
+from .runtime import fast_mode, note, peak_rss_mb, pick_device, seed_everything, set_threads
 from .schedules import gamma
 from .training import PRESETS, TrainConfig, cpu_has_fast_bf16, load_tokens, tokenizer_codebook_size
 from .training.stage2 import forward_backward, optimizer_step
+from .training.steps import seed_step, warmup_cosine
 from .transformer import BidirectionalTransformer, TransformerConfig
 from .validate import integer, integers, one_of
 
@@ -73,7 +74,7 @@ def _cpu_seconds() -> float:
 
 def _train_variant(variant: str, settings: dict, queue) -> None:
     """One variant in a fresh process: time ``steps`` steps of stage 2's own training step
-    (``stage2.forward_backward`` + ``stage2.optimizer_step``, the seeds of ``runtime.seed_step``);
+    (``stage2.forward_backward`` + ``stage2.optimizer_step``, the seeds of ``training.steps.seed_step``);
     report tokens/s, CPU s/step, peak RSS and the losses."""
     try:
         label, fused, bf16 = TRAIN_VARIANTS[variant]

@@ -1,4 +1,4 @@
-"""The lab's one CSV reader and writer: training logs (``runtime.CSVLog``, drawn by
+"""The lab's one CSV reader and writer: training logs (``training.runs.CSVLog``, drawn by
 ``viz.plot_training_curves``), ``experiments.csv`` and the course's ``test_gt.csv``.
 
 Reading: UTF-8 text, blank lines skipped; a binary or malformed file is one ValueError naming it.

@@ -137,7 +137,8 @@ class InpaintingTestSet(Dataset):
     def __init__(self, root: str | Path = EMOJI64_DIR, normalization: Normalization | None = None):
         found = files.find_test_files(root)
         self.image_files, self.mask_files = found["images"], found["masks"]
-        self.gt_files, self.gt_pixels, self.gt_source = found["truth_files"], found["truth_pixels"], found["truth_source"]
+        self.gt_files, self.gt_pixels = found["truth_files"], found["truth_pixels"]
+        self.gt_source = found["truth_source"]
         self.normalization = normalization or load_normalization("test", found["base"])
         self._to_tensor = self.normalization.transform()
 

@@ -66,7 +66,8 @@ def find_image_root(root: str | Path) -> Path:
         raise FileNotFoundError(f"dataset folder not found: {root}")
     if (root / "masked_image").is_dir() or (root / "train").is_dir():
         return root
-    found = [d for d in sorted(root.iterdir()) if d.is_dir() and ((d / "train").is_dir() or (d / "masked_image").is_dir())]
+    found = [d for d in sorted(root.iterdir())
+             if d.is_dir() and ((d / "train").is_dir() or (d / "masked_image").is_dir())]
     if len(found) != 1:
         raise FileNotFoundError(f"{root}: expected one sub-folder with train/val/masked_image "
                                 f"(like lab5_dataset/cat_face), found {[d.name for d in found]}")

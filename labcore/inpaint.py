@@ -1,5 +1,7 @@
-"""Inpaint a whole test set by iterative decoding and write the course's three folders under the
-output directory (``labcore inpaint``; its flags: ``labcore.cli.inpaint``):
+"""Inpaint test images by iterative decoding: one image for a figure (``inpaint_one``,
+``inpaint_columns``, ``pipeline_stages``: the decoding that ``labcore.viz`` draws), or a whole
+test set into the course's three folders under the output directory (``labcore inpaint``; its
+flags: ``labcore.cli.inpaint``):
 
 - ``test_results/image_XXX.png``   the inpainted image (one per test image; FID reads this folder)
 - ``mask_scheduling/test_XXX.png`` a strip: the initial latent mask, then the mask after each
@@ -39,6 +41,51 @@ def mask_strip(masks: torch.Tensor, patch: int) -> torch.Tensor:
 
 def _strip(frames: torch.Tensor) -> torch.Tensor:
     return make_grid(frames, nrow=len(frames), padding=2, pad_value=0.5)       # (3, h, (S+1)*w) one row
+
+
+def inpaint_one(maskgit: MaskGit, test_set, image_index: int, settings: DecodingSettings | None = None,
+                step=decode_step) -> tuple[dict, InpaintResult]:
+    """Inpaint test image ``image_index`` of ``test_set`` alone, seeded with the settings' seed:
+    its item (name, image, mask, target) and the ``InpaintResult`` of a batch of one.
+    The decoding a figure of one image draws (``labcore.viz.show_decoding``, ``pipeline_figure``);
+    ``step``: the step function it decodes with (labcore's ``decode_step`` or yours)."""
+    settings = DecodingSettings.resolve(settings)
+    if not 0 <= image_index < len(test_set):
+        raise ValueError(f"image_index must be in [0, {len(test_set) - 1}], got {image_index}")
+    item = test_set[image_index]
+    device = next(maskgit.parameters()).device
+    image, mask = item["image"][None].to(device), item["mask"][None].to(device)  # (1, 3, 64, 64), (1, 1, 64, 64)
+    return item, maskgit.inpaint(image, mask, settings, step=step)
+
+
+def inpaint_columns(maskgit: MaskGit, test_set, image_index: int, settings: DecodingSettings | None,
+                    columns: dict[str, dict], step=decode_step) -> tuple[dict, dict[str, InpaintResult]]:
+    """Test image ``image_index`` inpainted once per column: ``columns`` maps a label to the
+    settings' changes (e.g. ``{"S = 6": dict(sweet_spot=6)}``, ``{"τ = 0": dict(choice_temperature=0)}``).
+    Every column starts from the settings' seed, so columns differ by their change alone. Returns
+    the item and {label: InpaintResult}: what ``labcore.viz.sweet_spot_figure`` and
+    ``decoding_order_figure`` draw."""
+    if not columns:
+        raise ValueError("columns: give at least one column (label -> settings changes)")
+    settings = DecodingSettings.resolve(settings)
+    results = {}
+    for label, changes in columns.items():
+        item, results[label] = inpaint_one(maskgit, test_set, image_index, settings.replace(**changes), step)
+    return item, results
+
+
+def pipeline_stages(maskgit: MaskGit, test_set, image_index: int = 250,
+                    settings: DecodingSettings | None = None) -> dict:
+    """What ``labcore.viz.pipeline_figure`` draws of test image ``image_index``, as its keyword
+    arguments: the item, its ``InpaintResult`` with ``settings`` (default: the defaults), the
+    (16, 16) codebook ids of the masked input (VQGAN encoder + quantiser), K, the normalisation
+    and the settings: ``viz.pipeline_figure(**pipeline_stages(maskgit, test_set))``."""
+    settings = DecodingSettings.resolve(settings)
+    item, result = inpaint_one(maskgit, test_set, image_index, settings)
+    image = item["image"][None].to(next(maskgit.parameters()).device)          # (1, 3, 64, 64)
+    tokens = maskgit.encode_to_z(image).view(result.latent_mask.shape[-2:])     # (1, 256) -> (16, 16)
+    return dict(item=item, result=result, tokens=tokens, num_codes=maskgit.num_codebook_vectors,
+                normalization=test_set.normalization, settings=settings)
 
 
 def inpaint_test_set(maskgit: MaskGit, test_set, output_dir: str | Path, settings: DecodingSettings | None = None,

@@ -1,6 +1,6 @@
-"""Shared plumbing for every command: device choice, threads, seeds, fast mode, atomic
-checkpoints, weights-only loading and YAML configs with errors that name the file, the per-step
-seed of exact resume, CSV logs, LR schedules.
+"""Shared plumbing for every command: device choice, threads, seeds, fast mode, notes, atomic
+checkpoints, weights-only loading and YAML configs with errors that name the file. Training's own
+pieces (per-step seeds, LR schedule, logs, bf16) are in ``labcore.training``.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import random
 import resource
 import shutil
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
 import yaml
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
-from labcore.csv_tables import append_csv, csv_text, read_csv
 from labcore.validate import integer
 
 FAST_ENV = "LABCORE_FAST"
@@ -84,13 +82,6 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CPU and CUDA (CPUs with avx512_bf16 run it ~2x faster than fp32)."""
-    if not enabled:
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -246,52 +237,3 @@ def check_state_dict(model: torch.nn.Module, state: dict, source: str, limit: in
                 more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
                 parts.append(f"{len(keys)} {label}: " + ", ".join(keys[:limit]) + more)
         raise ValueError(f"{source} does not match the model config:\n  " + "\n  ".join(parts))
-
-
-# ----------------------------------------------------------------------------- exact resume
-
-def seed_step(seed: int, step: int, rank: int = 0) -> torch.Generator:
-    """Seed torch's global RNG (dropout, codebook restarts: CPU and CUDA) from (seed, step, rank)
-    and return a CPU generator seeded the same way (masks, flips), at the start of every
-    training step of both stages.
-
-    This is labcore's one exact-resume mechanism: every random draw of step k depends only on
-    (seed, k, rank), and the data order only on (seed, epoch), so a run stopped after step k and
-    resumed draws exactly what the uninterrupted run drew, with no RNG state in the checkpoint.
-    Chosen over saving RNG snapshots because it is as exact and also holds under DDP (rank 0
-    writes the files and could not save the other ranks' RNG states) and across machines (a
-    CUDA RNG state does not load where there is no GPU)."""
-    mixed = (seed * 1_000_003 + step * 1009 + rank) % 2**62
-    torch.manual_seed(mixed)
-    return torch.Generator().manual_seed(mixed)
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
-                  min_factor: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up then cosine decay to ``min_factor`` x the base LR (torch's own schedulers)."""
-    warmup_steps = max(1, min(warmup_steps, total_steps - 1)) if total_steps > 1 else 1
-    base_lr = optimizer.param_groups[0]["lr"]
-    warm = LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup_steps)
-    cos = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=base_lr * min_factor)
-    return SequentialLR(optimizer, [warm, cos], milestones=[warmup_steps])
-
-
-class NonFiniteLoss(RuntimeError):
-    """Raised by training loops when the loss turns NaN/inf; the last good checkpoint is kept."""
-
-
-class CSVLog:
-    """Append rows to a CSV file (header written once; ``labcore.csv_tables`` reads and writes
-    it); on resume, rows past ``step`` are dropped so the log matches the checkpoint."""
-
-    def __init__(self, path: str | os.PathLike, fields: Iterable[str], resume_step: int | None = None):
-        self.path = Path(path)
-        self.fields = list(fields)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if resume_step is not None and self.path.exists():
-            rows = [r for r in read_csv(self.path)[1] if int(float(r.get("step", 0))) <= resume_step]
-        atomic_write_text(csv_text(self.fields, rows), self.path)
-
-    def log(self, **row) -> None:
-        append_csv(self.path, self.fields, [{k: row.get(k, "") for k in self.fields}])

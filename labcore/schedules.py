@@ -25,6 +25,7 @@ _SCHEDULE_FORMULAS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "arccos": lambda r: torch.arccos(r) / (math.pi / 2),
 }
 SCHEDULES: tuple[str, ...] = tuple(_SCHEDULE_FORMULAS)
+COURSE_SCHEDULES: tuple[str, ...] = ("linear", "cosine", "square")  # the course's three, in its order
 
 GammaFn = Callable[[float | torch.Tensor], float | torch.Tensor]
 

@@ -1,9 +1,10 @@
 """The interactive decoding panel of notebook 03: ipywidgets controls for every decoding setting
 over ``labcore.viz.show_decoding``, redrawn whenever a control moves.
 
-``show_decoding`` (the drawing) is a plain function with plain arguments in ``labcore.viz``; the
-panel (``decoding_panel``) observes its widgets, calls it with ``pyplot=False`` and writes the
-figure into its ``Output`` widget itself (see ``DecodingPanel``).
+Each redraw is ``decode_and_draw``: the decoding by ``labcore.inpaint.inpaint_one``, the drawing by
+``labcore.viz.show_decoding`` (plain functions with plain arguments). The panel
+(``decoding_panel``) observes its widgets, calls it and writes the figure into its ``Output``
+widget itself (see ``DecodingPanel``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from matplotlib.figure import Figure
 
 from labcore import viz
 from labcore.decoding import DecodingSettings, decode_step
+from labcore.inpaint import inpaint_one
 from labcore.schedules import SCHEDULES
 
 
 def decoding_controls(num_images: int, settings: DecodingSettings | None = None, image_index: int = 0,
                       max_iter: int = 16) -> dict:
-    """The panel's widgets, keyed by ``show_decoding``'s keyword names, starting at ``settings``.
+    """The panel's widgets, keyed by ``decode_and_draw``'s keyword names, starting at ``settings``.
     Decoding takes a moment, so sliders redraw on release (``continuous_update=False``); the
     sweet-spot slider's maximum follows the total-iterations slider (S <= T always)."""
     import ipywidgets as widgets
@@ -61,6 +63,18 @@ def decoding_controls(num_images: int, settings: DecodingSettings | None = None,
     return controls
 
 
+def decode_and_draw(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
+                    step=decode_step, **changes) -> Figure:
+    """What the panel shows for these settings: test image ``image_index`` decoded with ``settings``
+    and keyword ``changes`` (e.g. ``schedule="square", total_iter=12``; seeded with the settings'
+    seed) by ``labcore.inpaint.inpaint_one`` with ``step`` (labcore's ``decode_step`` or yours),
+    then drawn by ``labcore.viz.show_decoding``. Bad settings raise a ValueError before any work."""
+    settings = DecodingSettings.resolve(settings, **changes)
+    item, result = inpaint_one(maskgit, test_set, image_index, settings, step)
+    step_images = result.trace.images(maskgit)                                  # (S, 1, 3, 64, 64) per step
+    return viz.show_decoding(item, result, step_images, test_set.normalization, settings, step)
+
+
 def figure_png(fig: Figure) -> bytes:
     """The PNG bytes of a figure, cropped to its content as the inline backend does."""
     buffer = io.BytesIO()
@@ -80,7 +94,7 @@ class DecodingPanel:
     while a redraw runs (the controls are disabled meanwhile) and how long the last one took,
     ``figure`` the latest figure, ``error`` the latest bad-settings message (None when the last
     draw worked), ``draws`` how many redraws ran, ``step`` the step function every redraw decodes
-    with (labcore's ``decode_step`` or yours: ``show_decoding(..., step=)``).
+    with (labcore's ``decode_step`` or yours: ``decode_and_draw(..., step=)``).
 
     Every control change redraws exactly once. The figure is a bare matplotlib ``Figure`` written
     into ``output.outputs`` as a PNG, replacing the previous one: no pyplot, no backend, no
@@ -110,7 +124,7 @@ class DecodingPanel:
         self.draw(**self.settings())
 
     def settings(self) -> dict:
-        """The controls' current values, keyed by ``show_decoding``'s argument names."""
+        """The controls' current values, keyed by ``decode_and_draw``'s argument names."""
         return {name: control.value for name, control in self.controls.items()}
 
     def _changed(self, change) -> None:
@@ -124,7 +138,7 @@ class DecodingPanel:
         start = time.perf_counter()
         self.draws += 1
         try:
-            figure = viz.show_decoding(self.maskgit, self.test_set, pyplot=False, step=self.step, **settings)
+            figure = decode_and_draw(self.maskgit, self.test_set, step=self.step, **settings)
         except ValueError as err:  # a setting the sliders should not allow: say why, draw nothing
             self.figure, self.error, self._drawn = None, str(err), None
             shown = {"output_type": "stream", "name": "stdout", "text": f"cannot decode with these settings: {err}\n"}
@@ -161,7 +175,7 @@ class DecodingPanel:
 def decoding_panel(maskgit, test_set, settings: DecodingSettings | None = None, image_index: int = 0,
                    step=decode_step, **changes) -> DecodingPanel:
     """Controls for schedule, choice temperature, sample temperature, T, sweet spot, test image and
-    seed over ``labcore.viz.show_decoding``, starting at ``settings`` with keyword ``changes``
+    seed over ``decode_and_draw``, starting at ``settings`` with keyword ``changes``
     (e.g. ``total_iter=8``); every redraw decodes with ``step`` (labcore's ``decode_step`` or your
     own with its signature). Display the returned panel."""
     return DecodingPanel(maskgit, test_set, settings, image_index, step, **changes)

@@ -1,5 +1,6 @@
 """Draw the MaskGIT inpainting pipeline (``labcore.viz.pipeline_figure``) of one test image with
-the bundled models and data, into docs/pipeline.png (the picture of the README and notebook 00).
+the bundled models and data (decoded by ``labcore.inpaint.pipeline_stages``), into
+docs/pipeline.png (the picture of the README and notebook 00).
 
     .venv/bin/python scripts/pipeline-figure.py [--image 250] [--dpi 120] [-o docs/pipeline.png]
 """
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from labcore import viz
 from labcore.data import InpaintingTestSet
+from labcore.inpaint import pipeline_stages
 from labcore.model_files import load_bundled_maskgit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +21,7 @@ parser.add_argument("--dpi", type=int, default=120, help="resolution (default 12
 parser.add_argument("-o", "--output", type=Path, default=REPO / "docs" / "pipeline.png")
 args = parser.parse_args()
 
-fig = viz.pipeline_figure(load_bundled_maskgit(), InpaintingTestSet(), image_index=args.image)
+fig = viz.pipeline_figure(**pipeline_stages(load_bundled_maskgit(), InpaintingTestSet(), image_index=args.image))
 args.output.parent.mkdir(parents=True, exist_ok=True)
 fig.savefig(args.output, dpi=args.dpi, metadata={"Software": None})  # no version stamp: same bytes each run
 print(f"wrote {args.output} ({args.output.stat().st_size / 1024:.0f} KiB)")

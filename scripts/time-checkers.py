@@ -7,36 +7,27 @@ labcore's own pieces would stop at once with ``uses_reference``, so they are not
 Run it on an idle machine; it prints one line per checker and the machine's load average.
 """
 
-import importlib.util
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path.insert(0, str(TESTS))
-
-
-def suites():
-    """(piece, check, a correct implementation) per adversarial suite."""
-    for path in sorted(TESTS.glob("test_adversarial_*.py")):
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        right = next(case for case in module.CASES if case.expect is None)
-        yield path.stem.removeprefix("test_adversarial_"), module.CHECK, right
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from adversarial_cases import suites  # noqa: E402
 
 
 def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    for name, check, case in suites():
+    for piece, module in suites():
+        case = next(case for case in module.CASES if case.expect is None)   # the first correct variant
         times, passed = [], True
         for _ in range(3):
             t0 = time.perf_counter()
-            passed &= check(case.impl).passed
+            passed &= module.CHECK(case.impl).passed
             times.append(time.perf_counter() - t0)
-        print(f"{name:22} {'passes' if passed else 'FAILS '}  median {statistics.median(times) * 1000:8.1f} ms  ({case.name})")
+        median_ms = statistics.median(times) * 1000
+        print(f"{piece:22} {'passes' if passed else 'FAILS '}  median {median_ms:8.1f} ms  ({case.name})")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -7,8 +7,11 @@ how many wrong cases are named, caught only generically, or passed, and how many
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Iterator
 
 from labcore.checkers.mistakes import MISTAKES
 
@@ -21,6 +24,16 @@ class Case:
 
     def __post_init__(self):
         assert self.expect is None or self.expect in MISTAKES, f"{self.name}: unknown mistake id {self.expect!r}"
+
+
+def suites() -> Iterator[tuple[str, ModuleType]]:
+    """(exercise, module) of every adversarial suite, ``tests/test_adversarial_<exercise>.py``, in
+    name order: each module holds its ``CASES`` and the ``CHECK`` they run through."""
+    for path in sorted(Path(__file__).parent.glob("test_adversarial_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield path.stem.removeprefix("test_adversarial_"), module
 
 
 def verdict(check: Callable, case: Case) -> str:

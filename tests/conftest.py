@@ -27,9 +27,9 @@ def one_thread():
 
 
 # ----------------------------------------------------------------------------- tiny models
-# The tiny random models every test builds are defined once, in tests/shared_fixtures.py (a plain
-# module: test files import its functions; `conftest` itself is not importable by name, since
-# notebooks/ has a conftest.py too).
+# The tiny random models every test builds come from the one factory, labcore.checkers.fixtures, at
+# the tests' sizes set in tests/shared_fixtures.py (a plain module: test files import its functions;
+# `conftest` itself is not importable by name, since notebooks/ has a conftest.py too).
 from shared_fixtures import tiny_transformer, tiny_vqgan  # noqa: E402
 
 
@@ -51,3 +51,22 @@ def tiny_files(tmp_path_factory) -> list[str]:
     return ["--vqgan-config", str(folder / "VQGAN.yml"), "--vqgan-weights", str(folder / "VQGAN.pt"),
             "--transformer-config", str(folder / "MaskGit.yml"),
             "--transformer-weights", str(folder / "transformer.pt")]
+
+
+# ----------------------------------------------------------------------------- order of the files
+# `make test` runs two pytest workers, each test file (each notebook) whole on one worker, in the
+# order collected (--no-loadscope-reorder). The longest files go first, so that the last file to
+# finish is a short one: the nbgrader runs, then the notebooks and the tests that decode or score
+# hundreds of images (seconds measured in fast mode, README "CI"); the rest keep their order.
+LONGEST_FIRST = ("tests/test_grading.py", "notebooks/04_fid.ipynb", "tests/test_experiment.py",
+                 "notebooks/05_decoding_mistakes.ipynb", "notebooks/03_iterative_decoding.ipynb",
+                 "notebooks/02_train_stage2.ipynb", "tests/test_fid.py", "notebooks/00_tokens.ipynb",
+                 "tests/test_student_lab.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept

@@ -1,6 +1,7 @@
-"""Helpers shared by the test files: the tiny random models (K=64 codes, 16x16 tokens, a 1-layer
-transformer: fast on a 2-core CPU, same shapes and code paths as the real ones). Import them with
-``from shared_fixtures import ...`` (pytest puts tests/ on sys.path)."""
+"""Helpers shared by the test files: the tiny random models at the tests' sizes (K=64 codes, 16x16
+tokens, a 1-layer transformer of width 32: fast on a 2-core CPU, same shapes and code paths as the
+real ones), built by the one factory of tiny models, ``labcore.checkers.fixtures``. Import them
+with ``from shared_fixtures import ...`` (pytest puts tests/ on sys.path)."""
 
 from __future__ import annotations
 
@@ -8,38 +9,28 @@ import matplotlib.pyplot as plt
 import pytest
 
 TINY_K = 64
+# the tests' transformer: 16x16 tokens, width 32, and the dropout of TransformerConfig's defaults
+TINY_TRANSFORMER = {"N": 256, "dim": 32, "hidden_dim": 64, "dropout": 0.1, "attn_drop": 0.1}
 
 
 def tiny_vqgan_config(latent_dim: int = 8, K: int = TINY_K):
-    from labcore.vqgan import VQGANConfig
+    from labcore.checkers import fixtures  # lazy: collecting a test file that needs no model imports no torch
 
-    return VQGANConfig(enc_channels=[32, 32, 32, 32], dec_channels=[32, 32, 32], latent_dim=latent_dim,
-                       num_codebook_vectors=K)
-
-
-def tiny_transformer_config(K: int = TINY_K, **overrides):
-    from labcore.transformer import TransformerConfig
-
-    return TransformerConfig(**{"num_codebook_vectors": K, "dim": 32, "n_layers": 1, "hidden_dim": 64,
-                                "num_heads": 2, **overrides})
+    return fixtures.tiny_vqgan_config(K, latent_dim)
 
 
 def tiny_vqgan(seed: int = 0, **config):
-    import torch
+    """A random VQGAN (eval mode) with a freshly initialised codebook; ``config``: K, latent_dim, ..."""
+    from labcore.checkers import fixtures  # lazy: as above
 
-    from labcore.vqgan import VQGAN
-
-    torch.manual_seed(seed)
-    return VQGAN(tiny_vqgan_config(**config)).eval()
+    return fixtures.tiny_vqgan(**{"K": TINY_K, **config}, seed=seed, spread_codebook=False)
 
 
 def tiny_transformer(seed: int = 0, **config):
-    import torch
+    """A random transformer (eval mode); ``config``: K, N or TransformerConfig fields (n_layers=2, ...)."""
+    from labcore.checkers import fixtures  # lazy: as above
 
-    from labcore.transformer import BidirectionalTransformer
-
-    torch.manual_seed(seed)
-    return BidirectionalTransformer(tiny_transformer_config(**config)).eval()
+    return fixtures.tiny_transformer(**{"K": TINY_K, **TINY_TRANSFORMER, **config}, seed=seed)
 
 
 # Fixtures of the figure tests (tests/test_viz.py, tests/test_checkers_pipeline_decoding.py): a test

@@ -17,8 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import labcore.attention
-from labcore.checkers import check_attention
-from labcore.checkers import attention as checker_module
+from labcore.checkers import attention as checker_module, check_attention
+
 from adversarial_cases import Case, assert_case
 
 CHECK = check_attention

@@ -19,10 +19,11 @@ import pytest
 import torch
 from torch import nn
 
-from adversarial_cases import Case, assert_case
 from labcore.checkers import check_configure_optimizers
 from labcore.checkers.training import reference_configure_optimizers as my_optimizer  # an alias of labcore's
 from labcore.transformer import BidirectionalTransformer
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_configure_optimizers
 

@@ -16,11 +16,10 @@ import pytest
 import torch
 
 import labcore.decoding
+from labcore import decoding_variants as variants
 from labcore.checkers import check_decode_step
-from labcore.checkers import wrong_steps as ws
-from labcore.checkers.wrong_steps import student_step as borrowed_step
-from labcore.decoding import StepResult, gumbel
-from labcore.decoding import decode_step as labcore_step
+from labcore.decoding import StepResult, decode_step as labcore_step, gumbel
+from labcore.decoding_variants import student_step as borrowed_step
 
 from adversarial_cases import Case, assert_case
 
@@ -191,7 +190,7 @@ def via_borrowed_student_step(transformer, tokens, masked, m0, ratio, settings, 
 
 
 def via_with_mistakes(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
-    return ws.with_mistakes()(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator)
+    return variants.with_mistakes()(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator)
 
 
 def via_decode_loop(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
@@ -259,7 +258,8 @@ def sorted_descending_list(transformer, tokens, masked, m0, ratio, settings, mas
     with torch.no_grad():
         logits = transformer(tokens.masked_fill(masked, K))[..., :K]
     predicted = logits.argmax(-1) if settings.sample_temperature == 0 else torch.multinomial(
-        torch.softmax(logits / settings.sample_temperature, -1).flatten(0, 1), 1, generator=generator).view(masked.shape)
+        torch.softmax(logits / settings.sample_temperature, -1).flatten(0, 1), 1,
+        generator=generator).view(masked.shape)
     conf = torch.log_softmax(logits, -1).gather(-1, predicted.unsqueeze(-1)).squeeze(-1)
     if settings.choice_temperature > 0:
         e = torch.empty(masked.shape).exponential_(generator=generator)
@@ -340,12 +340,12 @@ WRONG = [
     Case("a helper calls decode_step, outputs cloned", via_helper, "decode.uses_reference"),
     Case("getattr on an imported module, names split", via_getattr, "decode.uses_reference"),
     Case("its own step, but labcore's masked_count_after_step", via_count_helper, "decode.uses_reference"),
-    Case("wrong_steps.student_step imported by name", via_borrowed_student_step, "decode.uses_reference"),
-    Case("wrong_steps.with_mistakes() with no mistake", via_with_mistakes, "decode.uses_reference"),
+    Case("decoding_variants.student_step imported by name", via_borrowed_student_step, "decode.uses_reference"),
+    Case("decoding_variants.with_mistakes() with no mistake", via_with_mistakes, "decode.uses_reference"),
     Case("labcore's decode loop with T = 1", via_decode_loop, "decode.uses_reference"),
     Case("a callable object handing over to labcore", CallableStep(), "decode.uses_reference"),
     Case("labcore's decode_step itself", labcore_step, "decode.uses_reference"),
-    Case("wrong_steps.student_step itself", ws.student_step, "decode.uses_reference"),
+    Case("decoding_variants.student_step itself", variants.student_step, "decode.uses_reference"),
     # types and containers
     Case("ids as int32", student(form="int32"), "decode.dtype"),
     Case("tokens as float", student(form="float_ids"), "decode.dtype"),

@@ -23,12 +23,15 @@ import types
 import pytest
 import torch
 
-from adversarial_cases import Case, assert_case
-from labcore.checkers import check_encode_to_z
-from labcore.checkers import reference_encode_to_z as my_tokens  # an alias of labcore's
+from labcore.checkers import (
+    check_encode_to_z,
+    reference_encode_to_z as my_tokens,  # an alias of labcore's
+)
 from labcore.checkers.tokens import reference_encode_to_z
 from labcore.maskgit import MaskGit
 from labcore.vqgan import VQGAN
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_encode_to_z
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -23,11 +23,14 @@ import pytest
 import scipy.linalg
 import torch
 
-from adversarial_cases import Case, assert_case
 from labcore import fid
-from labcore.checkers import check_frechet_distance
-from labcore.checkers import reference_frechet_distance as my_distance  # an alias of labcore's
+from labcore.checkers import (
+    check_frechet_distance,
+    reference_frechet_distance as my_distance,  # an alias of labcore's
+)
 from labcore.checkers.frechet import reference_frechet_distance
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_frechet_distance
 

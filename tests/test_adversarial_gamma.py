@@ -26,16 +26,18 @@ import pytest
 import torch
 
 import labcore.schedules as sched
-from adversarial_cases import Case, assert_case
 from labcore.checkers import check_gamma
 from labcore.decoding import DecodingSettings
 from labcore.schedules import as_gamma
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_gamma
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore:__array_wrap__ must accept:DeprecationWarning")]
 
-RIGHT = {"linear": lambda r: 1 - r, "cosine": lambda r: torch.cos(torch.as_tensor(r, dtype=torch.float64) * math.pi / 2),
+RIGHT = {"linear": lambda r: 1 - r,
+         "cosine": lambda r: torch.cos(torch.as_tensor(r, dtype=torch.float64) * math.pi / 2),
          "square": lambda r: 1 - r ** 2}
 
 
@@ -259,8 +261,10 @@ CASES = [
     Case("cosine as sin of a numpy angle", with_(cosine=lambda r: np.sin(r * np.pi / 2)), "gamma.sin_cos_swap"),
     Case("cosine of pi r", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * math.pi)), "gamma.cosine_period"),
     Case("cosine of r, no pi / 2", with_(cosine=lambda r: torch.cos(torch.as_tensor(r))), "gamma.cosine_period"),
-    Case("cosine of 90 r, degrees meant", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * 90)), "gamma.wrong_values"),
-    Case("cosine squared", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * math.pi / 2) ** 2), "gamma.wrong_values"),
+    Case("cosine of 90 r, degrees meant", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * 90)),
+         "gamma.wrong_values"),
+    Case("cosine squared", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * math.pi / 2) ** 2),
+         "gamma.wrong_values"),
     Case("cosine clamped at 0.1", with_(cosine=lambda r: torch.cos(torch.as_tensor(r) * math.pi / 2).clamp(min=0.1)),
          "gamma.wrong_values"),
     Case("square as r squared", with_(square=lambda r: r ** 2), "gamma.r_squared"),
@@ -275,10 +279,11 @@ CASES = [
     Case("a trailing comma: a tuple", with_(linear=lambda r: (1 - r,)), "gamma.not_a_number"),
     Case("a list of one for a float", with_(square=lambda r: [1 - r * r] if not torch.is_tensor(r) else 1 - r * r),
          "gamma.not_a_number"),
-    Case("a 0-d array for a float", with_(cosine=lambda r: np.where(np.asarray(r) >= 1, 0.0, np.cos(np.asarray(r) * np.pi / 2))
-                                         if not torch.is_tensor(r) else torch.cos(r * math.pi / 2)), "gamma.not_a_number"),
-    Case("a (1,) tensor for a float", with_(linear=lambda r: 1 - torch.tensor([r]) if not torch.is_tensor(r) else 1 - r),
-         "gamma.not_a_number"),
+    Case("a 0-d array for a float",
+         with_(cosine=lambda r: np.where(np.asarray(r) >= 1, 0.0, np.cos(np.asarray(r) * np.pi / 2))
+               if not torch.is_tensor(r) else torch.cos(r * math.pi / 2)), "gamma.not_a_number"),
+    Case("a (1,) tensor for a float",
+         with_(linear=lambda r: 1 - torch.tensor([r]) if not torch.is_tensor(r) else 1 - r), "gamma.not_a_number"),
     # kinds for a tensor
     Case("math.cos on a tensor", with_(cosine=lambda r: math.cos(math.pi * r / 2)), "gamma.no_tensor_input"),
     Case("float() of the ratios", with_(linear=lambda r: float(1 - r)), "gamma.no_tensor_input"),
@@ -290,7 +295,8 @@ CASES = [
     Case("squeezed: 0-d for (1,)", with_(linear=lambda r: torch.as_tensor(1 - r).squeeze()), "gamma.tensor_shape"),
     Case("(1, B) for (B,)", with_(square=tensor_only(lambda y: y[None])), "gamma.tensor_shape"),
     Case("float16 shares", with_(linear=tensor_only(lambda y: y.half())), "gamma.tensor_dtype"),
-    Case("float32 for a float64 r", with_(cosine=lambda r: torch.cos(torch.as_tensor(r, dtype=torch.float32) * math.pi / 2)),
+    Case("float32 for a float64 r",
+         with_(cosine=lambda r: torch.cos(torch.as_tensor(r, dtype=torch.float32) * math.pi / 2)),
          "gamma.tensor_dtype"),
     Case("integer shares", with_(linear=tensor_only(lambda y: (y * 100).long())), "gamma.tensor_dtype"),
     Case("normalised by the largest ratio", with_(linear=lambda r: 1 - (r / r.max() if torch.is_tensor(r) else r)),

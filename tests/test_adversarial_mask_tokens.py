@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import torch
 
-from adversarial_cases import Case, assert_case
-from labcore.checkers import check_mask_tokens
-from labcore.checkers import reference_mask_tokens as my_masking
+from labcore.checkers import check_mask_tokens, reference_mask_tokens as my_masking
 from labcore.maskgit import mvtm_loss
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_mask_tokens
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -250,8 +250,8 @@ def via_mvtm_loss(tokens, mask_token_id, gamma_fn, generator=None):
 
 
 def via_fallback_lookup(tokens, mask_token_id, gamma_fn, generator=None):
-    from labcore.checkers import report
-    return report.reference("mask" + "_tokens")(tokens, mask_token_id, gamma_fn, generator)
+    from labcore.checkers import fallback
+    return fallback.reference("mask" + "_tokens")(tokens, mask_token_id, gamma_fn, generator)
 
 
 # ----------------------------------------------------------------------------- correct variants
@@ -328,7 +328,8 @@ CASES = [
     Case("mask id where kept", with_output(lambda i, m, t, k: (torch.where(m, t, k), m)), "masking.inverted"),
     Case("mask flipped", with_output(lambda i, m, t, k: (t.masked_fill(~m, k), ~m)), "masking.inverted"),
     Case("tokens times keep", with_output(lambda i, m, t, k: (t * ~m, m)), "masking.mask_id_collides"),
-    Case("K - 1 as the mask id", with_output(lambda i, m, t, k: (t.masked_fill(m, k - 1), m)), "masking.mask_id_collides"),
+    Case("K - 1 as the mask id", with_output(lambda i, m, t, k: (t.masked_fill(m, k - 1), m)),
+         "masking.mask_id_collides"),
     Case("-1 as the mask id", with_output(lambda i, m, t, k: (t.masked_fill(m, -1), m)), "masking.mask_id_collides"),
     Case("inputs of another draw", with_output(lambda i, m, t, k: (i, m.roll(1, dims=1))), "masking.inconsistent"),
     Case("one ratio per batch", ratio_per_batch, "masking.ratio_per_batch"),

@@ -23,11 +23,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adversarial_cases import Case, assert_case
 from labcore.checkers import check_train_one_epoch
 from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
-from labcore.checkers.training import reference_train_one_epoch as my_epoch   # an alias of labcore's
+from labcore.checkers.training import reference_train_one_epoch as my_epoch  # an alias of labcore's
 from labcore.maskgit import mvtm_loss
+
+from adversarial_cases import Case, assert_case
 
 CHECK = check_train_one_epoch
 

@@ -97,7 +97,8 @@ def test_labcores_own_module_is_not_the_students(fused):
 
 def test_check_attention_fails_a_broken_module(capsys):
     torch.manual_seed(4)
-    result = check_attention(StudentAttention(DIM, HEADS, scale=False), num_heads=HEADS, verbose=True)  # forgot 1/sqrt(d_k)
+    forgot_scale = StudentAttention(DIM, HEADS, scale=False)  # forgot 1/sqrt(d_k)
+    result = check_attention(forgot_scale, num_heads=HEADS, verbose=True)
     assert not result.passed and result.max_error > 1e-3 and "attention.no_scaling" in result.mistakes
     assert "FAIL" in capsys.readouterr().out
     # a wrong head count is caught too
@@ -140,7 +141,7 @@ def test_an_exception_in_init_is_a_report():
 
 
 def test_the_check_is_recorded_and_torch_is_left_as_it_was():
-    from labcore.checkers.report import last_check
+    from labcore.checkers.fallback import last_check
 
     forward, functional = nn.MultiheadAttention.forward, torch.nn.functional.multi_head_attention_forward
 

@@ -1,7 +1,7 @@
 """The checker of exercise 6 (one decoding step): ``labcore.checkers.check_decode_step``.
 
 Every specific mistake id ``decode.*`` is proved by a wrong step: labcore's classic ones
-(``labcore.checkers.wrong_steps``, judged by ``probe_decode_step``, the probes without the test of
+(``labcore.decoding_variants``, judged by ``probe_decode_step``, the probes without the test of
 whose code it is) or the adversarial suite's (tests/test_adversarial_decode.py). Correct steps
 written differently from labcore's (other noise, other random stream, other selection, loops)
 must pass: the checker judges properties, never labcore's random stream. labcore's own steps
@@ -18,9 +18,9 @@ import time
 import pytest
 import torch
 
+from labcore import decoding_variants as variants
 from labcore.checkers import MISTAKES, check_decode_step, mistakes_of
 from labcore.checkers.decoding import probe_decode_step
-from labcore.checkers import wrong_steps as ws
 from labcore.checkers.fixtures import tiny_transformer, tiny_vqgan
 from labcore.decoding import DecodingSettings, StepResult, decode, decode_step, gumbel
 from labcore.maskgit import MaskGit
@@ -55,10 +55,10 @@ def returns_int_mask(transformer, tokens, masked, m0, ratio, settings, mask_toke
 def wrong_step(mistake: str):
     if mistake == "decode.dtype":
         return returns_int_mask
-    return ws.classic_steps(checker_vqgan())[mistake]
+    return variants.classic_steps(checker_vqgan())[mistake]
 
 
-WRONG = ["decode.dtype", *ws.classic_steps(checker_vqgan())]
+WRONG = ["decode.dtype", *variants.classic_steps(checker_vqgan())]
 
 
 def test_every_specific_decode_mistake_has_a_wrong_step():
@@ -78,7 +78,7 @@ def test_wrong_step_is_caught_and_named(mistake):
 
 
 def test_wrong_steps_name_their_mistake_in_the_docstring():
-    for mistake, step in ws.classic_steps(checker_vqgan()).items():
+    for mistake, step in variants.classic_steps(checker_vqgan()).items():
         assert step.__doc__ and mistake in step.__doc__, f"{step.__name__}: docstring should name {mistake}"
 
 
@@ -88,7 +88,7 @@ def test_wrong_steps_name_their_mistake_in_the_docstring():
     ("noise_shared_across_batch", "m0_not_per_image", "masked_not_reset", "confidence_from_logits"),
 ], ids=lambda names: "+".join(names))
 def test_several_mistakes_are_all_named(names):
-    result = probe_decode_step(ws.with_mistakes(*names))
+    result = probe_decode_step(variants.with_mistakes(*names))
     assert not result.passed
     missing = [f"decode.{n}" for n in names if f"decode.{n}" not in result.mistakes]
     assert not missing, f"not named: {missing}; got {result.mistakes}\n{result}"
@@ -125,7 +125,7 @@ def test_step_returning_one_tensor_is_decode_shape():
 
 
 def test_report_names_mistake_and_fix():
-    report = str(probe_decode_step(ws.gumbel_on_probs))
+    report = str(probe_decode_step(variants.classic_steps()["decode.gumbel_on_probs"]))
     mistake = MISTAKES["decode.gumbel_on_probs"]
     assert report.startswith("check_decode_step: FAIL")
     for text in ("[decode.gumbel_on_probs]", mistake.message, f"fix: {mistake.fix}", "expected"):
@@ -255,7 +255,8 @@ def vectorised_copy(transformer, tokens, masked, m0, ratio, settings, mask_token
     predicted = (logits / t + gumbel(logits.shape, generator, logits.device)).argmax(-1) if t > 0 else logits.argmax(-1)
     confidence = logits.log_softmax(-1).gather(-1, predicted[..., None])[..., 0]   # (B, N)
     if settings.choice_temperature > 0:
-        confidence = confidence + settings.choice_temperature * (1 - ratio) * gumbel(masked.shape, generator, masked.device)
+        noise = gumbel(masked.shape, generator, masked.device)                 # (B, N)
+        confidence = confidence + settings.choice_temperature * (1 - ratio) * noise
     confidence = confidence.masked_fill(~masked, float("inf"))                 # (B, N)
     filled = torch.where(masked, predicted, tokens)                            # (B, N)
     remaining = masked.sum(1)                                                  # (B,)
@@ -268,7 +269,7 @@ def vectorised_copy(transformer, tokens, masked, m0, ratio, settings, mask_token
 CORRECT = [vectorised_copy, distributions_topk, own_generator_kthvalue, python_loop_exponential, plackett_luce]
 
 
-@pytest.mark.parametrize("step", [decode_step, ws.student_step], ids=lambda s: s.__name__)
+@pytest.mark.parametrize("step", [decode_step, variants.student_step], ids=lambda s: s.__name__)
 def test_labcore_s_own_steps_pass_the_probes_but_are_not_the_student_s(step):
     assert probe_decode_step(step).passed, str(probe_decode_step(step))
     assert check_decode_step(step).mistakes == ["decode.uses_reference"]
@@ -299,11 +300,11 @@ def test_checker_is_fast():
 
 # ----------------------------------------------------------------------------- the wrong steps run in the real loop
 
-@pytest.mark.parametrize("mistake", list(ws.classic_steps(checker_vqgan())))
+@pytest.mark.parametrize("mistake", list(variants.classic_steps(checker_vqgan())))
 def test_wrong_step_runs_in_decode_and_inpaint(mistake):
     """Tiny models with the checker's sizes (K = 8, 4x4 tokens): ``decode`` and ``MaskGit.inpaint``
     run each wrong step to the end (the notebook measures their cost on the bundled model)."""
-    step = ws.classic_steps(checker_vqgan())[mistake]
+    step = variants.classic_steps(checker_vqgan())[mistake]
     maskgit = MaskGit(checker_vqgan(), tiny_transformer(K=8, N=16))
     gen = torch.Generator().manual_seed(0)
     masked = torch.rand(2, 4, 4, generator=gen) < 0.6
@@ -324,8 +325,7 @@ def test_wrong_step_runs_in_decode_and_inpaint(mistake):
 def test_every_count_mistake_gives_other_counts_than_every_other():
     """Over the checker's four images, five ratios and four schedules, no two count rules with
     different ids (or a fixed schedule) give the same counts: each is named, never another."""
-    from labcore.checkers import decoding as d
-    from labcore.checkers import decoding_laws as laws
+    from labcore.checkers import decoding as d, decoding_laws as laws
     from labcore.schedules import gamma
     m0, rem = torch.tensor(d.M0), torch.tensor(d.REMAINING)
     tables: dict = {}
@@ -347,8 +347,24 @@ def test_the_stub_transformer_has_a_parameter_and_stays_a_stub():
     assert torch.equal(stub(torch.zeros(2, 16, dtype=torch.long)), logits)
 
 
+def test_the_tiny_model_factory_is_seeded_apart_from_the_callers_stream():
+    """The one factory of tiny models (checkers and tests): the same seed gives the same weights,
+    another seed others, the caller's random stream is left as it was; a spread codebook gives an
+    image ids all over the codebook (a fresh one, a handful)."""
+    torch.manual_seed(123)
+    want = torch.rand(3)
+    torch.manual_seed(123)
+    a, b, c = tiny_transformer(K=8, N=16, seed=1), tiny_transformer(K=8, N=16, seed=1), tiny_transformer(seed=2)
+    spread, fresh = tiny_vqgan(K=32), tiny_vqgan(K=32, spread_codebook=False)
+    assert torch.equal(torch.rand(3), want)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(next(a.parameters()), next(c.parameters()))
+    images = torch.randn(2, 3, 64, 64)
+    assert spread.encode_to_indices(images).unique().numel() > 2 * fresh.encode_to_indices(images).unique().numel()
+
+
 def test_a_passing_check_is_recorded_for_the_fallback():
-    from labcore.checkers.report import last_check, yours_or_reference
+    from labcore.checkers.fallback import last_check, yours_or_reference
     result = check_decode_step(vectorised_copy)
     assert result.passed and last_check("decode_step") is result
     assert yours_or_reference("decode_step") is vectorised_copy

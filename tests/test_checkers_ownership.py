@@ -1,4 +1,4 @@
-"""The student's own work (labcore/checkers/ownership.py, report.yours_or_reference by name): code
+"""The student's own work (labcore/checkers/ownership.py, fallback.yours_or_reference by name): code
 that reaches labcore's implementation of an exercise is found however it reaches it (alias, helper,
 import inside the body, closure, default argument, partial, subclass, a method of a class it names);
 code that only uses what the exercise offers is not; a checker never crashes, whatever it is given;
@@ -13,10 +13,9 @@ from torch import nn
 
 import labcore.decoding
 from labcore import attention
-from labcore.checkers import report
+from labcore.checkers import fallback, report
 from labcore.checkers.ownership import REFERENCES, Tripwire, reaches
-from labcore.decoding import decode_step as aliased_step
-from labcore.decoding import gumbel
+from labcore.decoding import decode_step as aliased_step, gumbel
 
 
 def via_module(*args):
@@ -145,10 +144,26 @@ def test_run_probes_refuses_a_reference_and_survives_a_broken_probe():
     def broken():
         return {}["missing"]                                         # not a StudentError: the check itself broke
 
-    used = report.run_probes("check_x", [("first", lambda: report.ok("first"))], "decode.error", own=via_alias)
+    used = report.run_probes("check_x", [("first", report.ok)], "decode.error", own=via_alias)
     assert not used.passed and used.mistakes == ["decode.uses_reference"]
-    crashed = report.run_probes("check_x", [("first", lambda: report.ok("first")), ("second", broken)], "decode.error")
+    crashed = report.run_probes("check_x", [("first", report.ok), ("second", broken)], "decode.error")
     assert not crashed.passed and crashed.mistakes == ["decode.error"] and "KeyError" in str(crashed)
+    assert [f.label for f in crashed.findings] == ["first", "second"]
+
+
+def test_run_probes_gives_each_finding_its_probes_label_once():
+    """A probe's label is written once, in the probe list: its findings get it, unless one names
+    another check (``label=``); strings are notes."""
+    result = report.run_probes("check_x", [
+        ("the shapes", report.ok),
+        ("the values", lambda: [report.fail("decode.wrong_result", "expected 1, got 2"), "a note",
+                                report.ok(label="another check")]),
+    ], "decode.error")
+    assert [(f.label, f.ok, f.mistake) for f in result.findings] == [
+        ("the shapes", True, None), ("the values", False, "decode.wrong_result"), ("another check", True, None)]
+    assert result.notes == ["a note"]
+    assert "  FAIL  the values\n        expected 1, got 2\n" in str(result)
+    assert report.uses_reference("decode", "why").label == report.OWN_CODE
 
 
 def test_snapshot_sees_in_place_changes():
@@ -162,33 +177,33 @@ def test_snapshot_sees_in_place_changes():
 
 def test_yours_or_reference_by_name_follows_the_latest_check(capsys):
     from labcore.checkers.masking import reference_masked_loss
-    passed = report.CheckResult("c", [report.ok("x")])
-    failed = report.CheckResult("c", [report.fail("x", "masking.loss_wrong")])
+    passed = report.CheckResult("c", [report.ok(label="x")])
+    failed = report.CheckResult("c", [report.fail("masking.loss_wrong", label="x")])
 
     def masked_loss(logits, targets, masked):  # noqa: ARG001 - stands for the student's piece
         return None
 
-    report._CHECKED.pop("masked_loss", None)
-    assert report.yours_or_reference("masked_loss") is reference_masked_loss
+    fallback._CHECKED.pop("masked_loss", None)
+    assert fallback.yours_or_reference("masked_loss") is reference_masked_loss
     assert "not checked yet" in capsys.readouterr().out
-    report.record("masked_loss", masked_loss, passed)
-    assert report.yours_or_reference("masked_loss") is masked_loss
+    fallback.record("masked_loss", masked_loss, passed)
+    assert fallback.yours_or_reference("masked_loss") is masked_loss
     assert "YOUR code" in capsys.readouterr().out
-    report.record("masked_loss", masked_loss, failed)
-    assert report.yours_or_reference("masked_loss") is reference_masked_loss
+    fallback.record("masked_loss", masked_loss, failed)
+    assert fallback.yours_or_reference("masked_loss") is reference_masked_loss
     assert "check failed" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown exercise piece"):
-        report.yours_or_reference("nope")
+        fallback.yours_or_reference("nope")
 
 
 def test_a_function_of_a_reference_module_counts_as_that_module():
-    from labcore.checkers import wrong_steps
+    from labcore import decoding_variants
 
     def borrows(*args):
-        return wrong_steps.student_step(*args)
+        return decoding_variants.student_step(*args)
 
-    assert reaches(borrows, "decode") == ["labcore.checkers.wrong_steps"]
-    assert reaches(wrong_steps.student_step, "decode") == ["labcore.checkers.wrong_steps"]
+    assert reaches(borrows, "decode") == ["labcore.decoding_variants"]
+    assert reaches(decoding_variants.student_step, "decode") == ["labcore.decoding_variants"]
 
 
 def test_an_attribute_is_not_read_as_the_global_of_the_same_name():

@@ -1,10 +1,10 @@
 """Exercise 6 in the real pipeline: the step function a student wrote (``decode_step``'s signature)
-is the one that decodes in notebook 03's per-step figures (``viz.show_decoding``), its panel
+is the one that decodes in notebook 03's per-step figures (``widgets.decode_and_draw``), its panel
 (``widgets.decoding_panel``) and its FID run (``inpaint.inpaint_test_set``), all through
 ``MaskGit.inpaint(..., step=)``.
 
 Each is shown to run the step it is given: a spy step is called once per decoding step; a wrong
-step of ``labcore.checkers.wrong_steps`` draws (or writes) something else than labcore's; labcore's
+step of ``labcore.decoding_variants`` draws (or writes) something else than labcore's; labcore's
 own ``decode_step`` passed explicitly gives exactly the default path's result. The solutions in
 notebooks 03 and 04 pass their checkers, and notebook 03's step gives labcore's tokens.
 """
@@ -22,9 +22,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from labcore import viz, widgets  # noqa: E402
+from labcore import decoding_variants, viz, widgets  # noqa: E402
 from labcore.checkers import check_decode_step, check_frechet_distance  # noqa: E402
-from labcore.checkers import wrong_steps as ws  # noqa: E402
 from labcore.decoding import decode_step  # noqa: E402
 from labcore.fid_files import read_folder  # noqa: E402
 from labcore.inpaint import inpaint_test_set  # noqa: E402
@@ -58,6 +57,7 @@ def same_pictures(a, b) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+WRONG_STEPS = {k.removeprefix("decode."): step for k, step in decoding_variants.classic_steps().items()}
 KW = dict(schedule="cosine", choice_temperature=4.5, total_iter=4, image_index=2, seed=1)
 
 
@@ -65,28 +65,28 @@ KW = dict(schedule="cosine", choice_temperature=4.5, total_iter=4, image_index=2
 
 def test_show_decoding_runs_the_step_it_is_given(maskgit, test_set):
     spy = Spy()
-    fig = viz.show_decoding(maskgit, test_set, step=spy, **KW)
+    fig = widgets.decode_and_draw(maskgit, test_set, step=spy, **KW)
     assert spy.calls == KW["total_iter"]                                 # one call per step, nothing else decodes
     assert "step: test_module.spy_step" in fig._suptitle.get_text()      # the figure says whose step it is
-    default = figure_arrays(viz.show_decoding(maskgit, test_set, **KW))
+    default = figure_arrays(widgets.decode_and_draw(maskgit, test_set, **KW))
     assert same_pictures(figure_arrays(fig), default)                    # the spy runs labcore's step
-    explicit = viz.show_decoding(maskgit, test_set, step=decode_step, **KW)
+    explicit = widgets.decode_and_draw(maskgit, test_set, step=decode_step, **KW)
     assert same_pictures(figure_arrays(explicit), default)
     assert "step:" not in explicit._suptitle.get_text()                  # labcore's: the title as before
 
 
 @pytest.mark.parametrize("mistake", ["keeps_least_confident", "overwrites_known"])
 def test_show_decoding_with_a_wrong_step_draws_its_decoding(maskgit, test_set, mistake):
-    wrong = getattr(ws, mistake)
-    fig = viz.show_decoding(maskgit, test_set, step=wrong, **KW)
-    assert not same_pictures(figure_arrays(fig), figure_arrays(viz.show_decoding(maskgit, test_set, **KW)))
-    # what it draws is that step's own decoding, seeded as show_decoding seeds it
+    wrong = WRONG_STEPS[mistake]
+    fig = widgets.decode_and_draw(maskgit, test_set, step=wrong, **KW)
+    assert not same_pictures(figure_arrays(fig), figure_arrays(widgets.decode_and_draw(maskgit, test_set, **KW)))
+    # what it draws is that step's own decoding, seeded as decode_and_draw seeds it
     item = test_set[KW["image_index"]]
     result = maskgit.inpaint(item["image"][None], item["mask"][None], step=wrong, schedule="cosine",
                              choice_temperature=4.5, total_iter=4, seed=1)
     frames = figure_arrays(fig)[:KW["total_iter"] + 1]                   # the mask strip: black = masked
     assert [int((f.sum(-1) == 0).sum()) for f in frames] == [int(m.sum()) for m in result.trace.masks()[:, 0]]
-    assert f"step: labcore.checkers.wrong_steps.{mistake}" in fig._suptitle.get_text()
+    assert f"step: labcore.decoding_variants.{mistake}" in fig._suptitle.get_text()
 
 
 def test_a_step_defined_in_the_notebook_is_called_yours():
@@ -95,20 +95,20 @@ def test_a_step_defined_in_the_notebook_is_called_yours():
 
     decode_step.__module__ = "__main__"
     assert viz.step_text(decode_step) == "your decode_step"
-    assert viz.step_text(ws.decode_step) == ""                           # labcore's own, re-exported
+    assert viz.step_text(decoding_variants.decode_step) == ""             # labcore's own, re-exported
 
 
 # ----------------------------------------------------------------------------- the panel
 
 def test_panel_redraws_with_the_step_it_is_given(maskgit, test_set):
-    spy = Spy(ws.keeps_least_confident)
+    spy = Spy(WRONG_STEPS["keeps_least_confident"])
     panel = widgets.decoding_panel(maskgit, test_set, total_iter=4, seed=1, image_index=2, step=spy)
     assert panel.step is spy and spy.calls == 4                          # the first draw: 4 steps
     panel.controls["seed"].value = 2                                     # as a person moving the slider
     assert spy.calls == 8 and panel.error is None
-    want = viz.show_decoding(maskgit, test_set, pyplot=False, step=ws.keeps_least_confident, **panel.settings())
+    want = widgets.decode_and_draw(maskgit, test_set, step=WRONG_STEPS["keeps_least_confident"], **panel.settings())
     assert same_pictures(figure_arrays(panel.figure), figure_arrays(want))
-    labcore_s = viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings())
+    labcore_s = widgets.decode_and_draw(maskgit, test_set, **panel.settings())
     assert not same_pictures(figure_arrays(panel.figure), figure_arrays(labcore_s))
     assert "with test_module.spy_step" in panel._repr_mimebundle_()["text/plain"]
 
@@ -127,9 +127,10 @@ def test_inpaint_test_set_runs_the_step_it_is_given(maskgit, test_set, tmp_path)
     inpaint_test_set(maskgit, test_set, tmp_path / "default", **kw)
     spy = Spy()
     inpaint_test_set(maskgit, test_set, tmp_path / "labcore", step=spy, **kw)
-    inpaint_test_set(maskgit, test_set, tmp_path / "wrong", step=ws.overwrites_known, **kw)
+    inpaint_test_set(maskgit, test_set, tmp_path / "wrong", step=WRONG_STEPS["overwrites_known"], **kw)
     assert spy.calls == 2 * 8                                            # 2 batches x T = 8 (the defaults)
-    default, labcore_s, wrong = (read_folder(tmp_path / name / "test_results") for name in ("default", "labcore", "wrong"))
+    default, labcore_s, wrong = (read_folder(tmp_path / name / "test_results")
+                                 for name in ("default", "labcore", "wrong"))
     assert default.shape == (5, 3, 64, 64)
     assert torch.equal(labcore_s, default)                               # labcore's step = the default path
     assert not torch.equal(wrong, default)                               # the wrong step's own images
@@ -140,7 +141,7 @@ def test_inpaint_test_set_runs_the_step_it_is_given(maskgit, test_set, tmp_path)
 def test_inpaint_test_set_step_writes_the_strips_of_its_decoding(maskgit, test_set, tmp_path):
     kw = dict(limit=2, steps=True, progress=False)
     inpaint_test_set(maskgit, test_set, tmp_path / "a", **kw)
-    inpaint_test_set(maskgit, test_set, tmp_path / "b", step=ws.keeps_least_confident, **kw)
+    inpaint_test_set(maskgit, test_set, tmp_path / "b", step=WRONG_STEPS["keeps_least_confident"], **kw)
     a, b = read_folder(tmp_path / "a" / "mask_scheduling"), read_folder(tmp_path / "b" / "mask_scheduling")
     assert not torch.equal(a, b)                                         # other tokens kept at each step
 

@@ -16,12 +16,26 @@ from PIL import Image
 
 from labcore import fid_files
 from labcore.__main__ import main
-from labcore.demo import DEMO_SETTING
-from labcore.checkers.wrong_steps import with_mistakes
 from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
-from labcore.experiment import (FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, load_test_tensors, read_results, results_markdown,
-                                variant_name, write_results)
+from labcore.decoding_variants import with_mistakes
+from labcore.demo import DEMO_SETTING
+from labcore.experiment import (
+    FIELDS,
+    MEAN_FILL,
+    ONE_SHOT,
+    ORACLE,
+    aggregate,
+    fid_figure,
+    load_test_tensors,
+    read_results,
+    results_markdown,
+    summary_figure,
+    sweep_figure,
+    variant_costs,
+    variants_figure,
+    write_results,
+)
 from labcore.maskgit import MaskGit, latent_mask
 from labcore.model_files import load_bundled_maskgit
 from labcore.paths import EMOJI64_DIR, REPO_ROOT
@@ -143,11 +157,12 @@ def test_experiment_table_shows_mean_and_std_over_seeds(experiment_rows):
 
 def test_table_footnote_explains_only_what_the_table_holds(experiment_rows):
     """The ± / seed-picking sentence belongs under a table with seed repeats, not under one seed per row."""
-    _, rows, _ = experiment_rows
+    out, _, _ = experiment_rows
+    rows = read_results(out / "experiments.csv")
     with_seeds = results_markdown(rows, with_aims=False)
-    first_seed = results_markdown([r for r in rows if r["seed"] in ("", "0")], with_aims=False)
+    first_seed = results_markdown([r for r in rows if r.seed in (None, 0)], with_aims=False)
     for md in (with_seeds, first_seed):
-        assert f"FID from {rows[0]['images']} images" in md and "s/row: the wall seconds" in md
+        assert f"FID from {rows[0].images} images" in md and "s/row: the wall seconds" in md
     assert "standard deviation over seeds" in with_seeds and "(mean over seeds)" in with_seeds
     assert " ± " not in first_seed and "seed" not in first_seed.split("\n\n")[1]
 
@@ -181,8 +196,8 @@ def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, ca
     (tmp_path / "experiments.csv").write_text("".join(lines[:1 + 13]))  # killed after 13 of 16 rows
     scored = []  # Inception runs on inpainted images (the reference comes from a file or a path)
     compute_stats = fid_files.compute_stats
-    monkeypatch.setattr(fid_files, "compute_stats",
-                        lambda source, *a, **k: scored.append(torch.is_tensor(source)) or compute_stats(source, *a, **k))
+    monkeypatch.setattr(fid_files, "compute_stats", lambda source, *a, **k:
+                        scored.append(torch.is_tensor(source)) or compute_stats(source, *a, **k))
     monkeypatch.setenv("LABCORE_FAST", "1")
     assert main([*ARGS, "-o", str(tmp_path)]) == 0
     assert "labcore experiment: note: FID from 16 images: below 2048 samples FID is biased" in capsys.readouterr().err
@@ -200,8 +215,8 @@ def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, ca
 def test_results_read_back_as_written(experiment_rows, tmp_path):
     out, _, _ = experiment_rows
     rows = read_results(out / "experiments.csv")
-    assert isinstance(rows[2]["fid"], float) and isinstance(rows[2]["total_iter"], int)
-    assert {type(r["paste_known"]) for r in rows[2:]} == {bool}
+    assert isinstance(rows[2].fid, float) and isinstance(rows[2].total_iter, int)
+    assert {type(r.paste_known) for r in rows[2:]} == {bool}
     write_results(rows, tmp_path)
     for name in ("experiments.csv", "experiments.md"):
         assert (tmp_path / name).read_text() == (out / name).read_text()
@@ -252,9 +267,9 @@ def test_old_results_read_as_what_they_were(experiment_rows, missing, tmp_path, 
         writer.writeheader()
         writer.writerows(rows)
     read = read_results(tmp_path / "experiments.csv")
-    assert [r["order"] for r in read] == ["", ""] + ["confidence"] * (len(rows) - 2)
-    assert [r["step"] for r in read] == ["", ""] + ["decode_step"] * (len(rows) - 2)
-    assert [r["anneal"] for r in read] == ["", ""] + [False] * (len(rows) - 2)
+    assert [r.order for r in read] == [None, None] + ["confidence"] * (len(rows) - 2)   # baselines: no order
+    assert [r.step for r in read] == [None, None] + ["decode_step"] * (len(rows) - 2)
+    assert [r.anneal for r in read] == [None, None] + [False] * (len(rows) - 2)
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a finished experiment was computed again")
@@ -266,7 +281,7 @@ def test_old_results_read_as_what_they_were(experiment_rows, missing, tmp_path, 
 
 
 def test_variants_each_change_one_thing_seed_by_seed(tmp_path, monkeypatch, capsys):
-    """Row 8: the correct step and each variant alone, per token rule, first seed of all before the
+    """The variants: the correct step and each variant alone, per token rule, first seed of all before the
     second; a second seed only where the seed matters; the table gives each cost."""
     argv = ["experiment", "--variants", "decode.shared_gumbel", "decode.overwrites_known", "order=halton",
             "sample_temperature_anneal", "--limit", "6", "--iterations", "4", "--seeds", "2", "--device", "cpu",
@@ -274,22 +289,23 @@ def test_variants_each_change_one_thing_seed_by_seed(tmp_path, monkeypatch, caps
     monkeypatch.setenv("LABCORE_FAST", "1")
     assert main(argv) == 0
     rows = read_results(tmp_path / "experiments.csv")
-    plan = [(r["seed"], r["tokens"], variant_name(r)) for r in rows]
+    plan = [(r.seed, r.tokens, r.variant) for r in rows]
     first = ["decode_step", "decode.shared_gumbel", "decode.overwrites_known", "order=halton"]
-    assert plan == ([(0, "argmax", v) for v in first] + [(0, "sampled", v) for v in first + ["sample_temperature_anneal"]]
+    sampled = first + ["sample_temperature_anneal"]
+    assert plan == ([(0, "argmax", v) for v in first] + [(0, "sampled", v) for v in sampled]
                     + [(1, "argmax", v) for v in first[:3:2]]        # argmax: no randomness left in those two
-                    + [(1, "sampled", v) for v in first + ["sample_temperature_anneal"]])
-    assert {(r["schedule"], r["total_iter"], r["choice_temperature"]) for r in rows} == {("cosine", 4, 4.5)}
-    by = {(r["seed"], r["tokens"], variant_name(r)): r for r in rows}
-    assert by[(0, "argmax", "decode_step")]["fid"] != by[(1, "argmax", "decode_step")]["fid"]  # tau's noise
-    assert by[(0, "sampled", "sample_temperature_anneal")]["anneal"] is True
+                    + [(1, "sampled", v) for v in sampled])
+    assert {(r.schedule, r.total_iter, r.choice_temperature) for r in rows} == {("cosine", 4, 4.5)}
+    by = {(r.seed, r.tokens, r.variant): r for r in rows}
+    assert by[(0, "argmax", "decode_step")].fid != by[(1, "argmax", "decode_step")].fid  # tau's noise
+    assert by[(0, "sampled", "sample_temperature_anneal")].anneal is True
     for rule in ("argmax", "sampled"):                              # known tokens overwritten: the image is lost
-        assert by[(0, rule, "decode.overwrites_known")]["fid"] > by[(0, rule, "decode_step")]["fid"]
+        assert by[(0, rule, "decode.overwrites_known")].fid > by[(0, rule, "decode_step")].fid
     table = (tmp_path / "experiments.md").read_text()
     assert "| variant | tokens | setting | FID | cost in FID | in seed std |" in table
-    mean = statistics.fmean(by[(sd, "sampled", "order=halton")]["fid"] - by[(sd, "sampled", "decode_step")]["fid"]
+    mean = statistics.fmean(by[(sd, "sampled", "order=halton")].fid - by[(sd, "sampled", "decode_step")].fid
                             for sd in (0, 1))
-    assert f"| order=halton | sampled | cosine T=4 S=4 tau 4.5 |" in table and f"| {mean:+.2f} |" in table
+    assert "| order=halton | sampled | cosine T=4 S=4 tau 4.5 |" in table and f"| {mean:+.2f} |" in table
     assert (tmp_path / "variants.png").stat().st_size > 10_000
     assert "step decode.overwrites_known, seed 1" in capsys.readouterr().out
     monkeypatch.setattr(MaskGit, "decode_tokens", lambda *a, **k: pytest.fail("computed again"))
@@ -298,7 +314,7 @@ def test_variants_each_change_one_thing_seed_by_seed(tmp_path, monkeypatch, caps
 
 @pytest.mark.parametrize("sample_temperature", [0.0, 1.0])
 def test_the_unmistaken_student_step_is_labcores_step_bit_for_bit(sample_temperature):
-    """Each mistake of row 8 is ONE line changed in ``student_step``: with no mistake it decodes
+    """Each classic mistake is ONE line changed in ``student_step``: with no mistake it decodes
     exactly what ``decode_step`` decodes (the same random draws), so a cost is that line's alone."""
     maskgit = load_bundled_maskgit().eval()
     test_set = InpaintingTestSet(EMOJI64_DIR, normalization_for(maskgit.normalization, EMOJI64_DIR))
@@ -327,13 +343,13 @@ def test_experiment_sweeps_choice_temperatures_and_orders(tmp_path, monkeypatch,
     assert main(argv) == 0
     rows = read_results(tmp_path / "experiments.csv")
     plan, sweep = rows[:6], rows[6:]                               # baselines, T=1, T=2, S=1, paste; then the sweep
-    assert {(r["choice_temperature"], r["order"]) for r in plan[2:]} == {(4.5, "confidence")}
-    best = min((r for r in plan if r["kind"] == "maskgit" and not r["paste_known"]), key=lambda r: r["fid"])
-    assert [(r["choice_temperature"], r["order"]) for r in sweep] == [(0.0, "confidence"), (0.0, "halton"),
-                                                                      (4.5, "halton")]  # (4.5, confidence): done
-    assert all((r["schedule"], r["total_iter"], r["sweet_spot"]) == (best["schedule"], best["total_iter"],
-                                                                    best["sweet_spot"]) for r in sweep)
-    assert sweep[1]["fid"] == sweep[2]["fid"]                       # the Halton order has no choice noise
+    assert {(r.choice_temperature, r.order) for r in plan[2:]} == {(4.5, "confidence")}
+    best = min((r for r in plan if r.kind == "maskgit" and not r.paste_known), key=lambda r: r.fid)
+    assert [(r.choice_temperature, r.order) for r in sweep] == [(0.0, "confidence"), (0.0, "halton"),
+                                                              (4.5, "halton")]  # (4.5, confidence): done
+    assert all((r.schedule, r.total_iter, r.sweet_spot) == (best.schedule, best.total_iter, best.sweet_spot)
+               for r in sweep)
+    assert sweep[1].fid == sweep[2].fid                             # the Halton order has no choice noise
     table = (tmp_path / "experiments.md").read_text()
     assert "| maskgit, halton, tau 0 |" in table and "| maskgit, confidence, tau 4.5 |" in table
     assert "halton order, tau 0" in capsys.readouterr().out
@@ -359,7 +375,7 @@ def test_demo_on_eight_images(tmp_path, capsys):
         assert grid.size == (8 * 66 + 2, 3 * 66 + 2)                    # masked / inpainted / truth rows
 
 
-# ----------------------------------------------------------------------------- the figures of notebook 04, on the committed table
+# ----------------------------------------------------------------------------- notebook 04's figures, committed table
 
 COMMITTED = REPO_ROOT / "docs" / "results" / "experiments.csv"
 
@@ -373,7 +389,6 @@ def _bar_heights(ax):
 
 def test_fid_figure_error_bars_can_be_seen():
     """Each token rule on its own FID axis: the 3-seed bars (std 0.35-0.54) span a visible part of it."""
-    from labcore.experiment import fid_figure
     fig = fid_figure(read_results(COMMITTED))
     assert len(fig.axes) == 2 and not fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
     for ax in fig.axes:
@@ -382,7 +397,6 @@ def test_fid_figure_error_bars_can_be_seen():
 
 
 def test_sweep_figure_plots_fid_against_s_and_tau():
-    from labcore.experiment import sweep_figure
     rows = read_results(COMMITTED)
     fig = sweep_figure(rows)
     titles = [ax.get_title() for ax in fig.axes]
@@ -392,23 +406,22 @@ def test_sweep_figure_plots_fid_against_s_and_tau():
         return {float(x) for line in ax.lines for x in np.asarray(line.get_xdata(), dtype=float)}
     assert {3.0, 6.0, 9.0, 12.0} <= xs(fig.axes[2])                    # S < T rows and S = T
     for ax, t in ((fig.axes[1], 0.0), (fig.axes[3], 1.0)):
-        taus = {r["choice_temperature"] for r in rows if r["kind"] == "maskgit" and r["sample_temperature"] == t}
+        taus = {r.choice_temperature for r in rows if r.kind == "maskgit" and r.sample_temperature == t}
         assert taus <= xs(ax) and len(taus) >= 2
-    assert sweep_figure([r for r in rows if r["kind"] != "maskgit" or r["sweet_spot"] == r["total_iter"]
-                         and r["choice_temperature"] == 4.5]) is None  # neither sweep: no figure
+    assert sweep_figure([r for r in rows if r.kind != "maskgit" or r.sweet_spot == r.total_iter
+                         and r.choice_temperature == 4.5]) is None  # neither sweep: no figure
 
 
 def test_summary_figure_puts_the_pasted_rows_beside_the_baselines():
-    from labcore.experiment import summary_figure
     rows = read_results(COMMITTED)
     fig = summary_figure(rows)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0] == "oracle: VQGAN reconstruction"                    # sorted by FID, best first
     assert any(label.endswith("+ paste known") for label in labels) and "baseline: mean colour" in labels
-    pasted = min(r["fid"] for r in rows if r["paste_known"] is True)
+    pasted = min(r.fid for r in rows if r.paste_known is True)
     assert f" {pasted:.2f}" in [t.get_text() for t in fig.axes[0].texts]
     assert fig.axes[1].get_xlabel().startswith("PSNR of the holes")
-    assert summary_figure([r for r in rows if r["paste_known"] is not True]) is None
+    assert summary_figure([r for r in rows if r.paste_known is not True]) is None
 
 
 VARIANTS_750 = REPO_ROOT / "docs" / "results" / "variants" / "experiments.csv"
@@ -418,18 +431,17 @@ def test_variants_figure_draws_each_cost_with_its_number():
     """Notebook 05's figure on the committed 750-image table: one panel per token rule, one bar per
     variant whose length is its FID cost against the correct step (so +0.22 and +320 both read, on
     a symlog axis), labelled with that number."""
-    from labcore.experiment import aggregate, variant_costs, variants_figure
     rows = read_results(VARIANTS_750)
     costs = variant_costs(aggregate(rows))
     fig = variants_figure(rows)
     assert len(fig.axes) == 2, "one panel per token rule"
     for ax in fig.axes:
         rule = "argmax" if ax.get_title().startswith("argmax") else "sampled"
-        mine = [e for e in costs if e["tokens"] == rule][1:]          # the correct step is the reference
+        mine = [c for c in costs if c.entry.tokens == rule][1:]     # the correct step is the reference
         widths = [bar.get_width() for bar in ax.patches if bar.get_height() < 1]
-        assert widths == pytest.approx([e["d_fid"] for e in mine]), f"{rule}: bars are not the FID costs"
+        assert widths == pytest.approx([c.d_fid for c in mine]), f"{rule}: bars are not the FID costs"
         labels = [t.get_text() for t in ax.texts]
-        assert labels == [f"{e['d_fid']:+.2f}" for e in mine], f"{rule}: bar labels {labels}"
+        assert labels == [f"{c.d_fid:+.2f}" for c in mine], f"{rule}: bar labels {labels}"
         assert ax.get_xscale() == "symlog"
         lo, hi = ax.get_xlim()
-        assert lo < min(e["d_fid"] for e in mine) and hi > max(e["d_fid"] for e in mine), "a bar is cut off"
+        assert lo < min(c.d_fid for c in mine) and hi > max(c.d_fid for c in mine), "a bar is cut off"

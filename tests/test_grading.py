@@ -123,12 +123,13 @@ def test_release_hides_solutions_and_hidden_tests(released):
                 exercises += 1
                 assert "raise NotImplementedError()" in mine[grade_id].source
         nb = nbformat.read(shipped, as_version=4)
-        assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"{shipped.name}: {sorted(nb.metadata)}"  # no widget state
+        # no widget state
+        assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"{shipped.name}: {sorted(nb.metadata)}"
         for cell in nb.cells:
             assert "execution" not in cell.metadata
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
-    assert exercises >= len({m[1] for m in synthetic.MISTAKES})
+    assert exercises >= len({m[1] for m in synthetic.PLANTED})
 
 
 @pytest.mark.slow
@@ -202,10 +203,12 @@ def test_release_runs_top_to_bottom_untouched(full):
 @pytest.mark.slow
 def test_outputs_feedback_and_class_report(graded):
     rows, out = graded
-    feedback = html.unescape((out / "feedback" / "planted" / course.ASSIGNMENT / "03_iterative_decoding.html").read_text())
+    page = out / "feedback" / "planted" / course.ASSIGNMENT / "03_iterative_decoding.html"
+    feedback = html.unescape(page.read_text())
     assert "decode.shared_gumbel" in feedback and "AssertionError" in feedback
     report = (out / "class-report.md").read_text()
-    assert "| check_decode_step | 03_iterative_decoding.ipynb | 5 |" in report and "`decode.shared_gumbel` (1)" in report
+    assert "| check_decode_step | 03_iterative_decoding.ipynb | 5 |" in report
+    assert "`decode.shared_gumbel` (1)" in report
     assert (out / "class-report.png").stat().st_size > 10_000
 
 
@@ -217,7 +220,8 @@ def test_a_grading_kernel_writes_into_its_own_repository(tmp_path):
     classgrade.kernel_repository(tmp_path)
     env = classgrade.worker_env(tmp_path, classgrade.Options(jobs=1))
     code = "import labcore.paths as p; print(p.REPO_ROOT); print(p.RUNS_DIR); print(p.DATA_DIR.resolve())"
-    printed = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    printed = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                             check=True)
     root, runs, data = printed.stdout.split()
     assert Path(root) == tmp_path / "repo" and Path(runs).parent == tmp_path / "repo"
     assert Path(data) == (REPO / "data").resolve() and env["LABCORE_FAST"] == "1"
@@ -248,7 +252,7 @@ def test_plans_come_from_the_metadata():
     plans = gradeplan.graded_plans(GRADED)
     assert all(p.points > 0 for p in plans) and len(plans) < len(GRADED)
     exercises = [e for p in plans for c in p.checks for e in c.exercises]
-    assert {m[1] for m in synthetic.MISTAKES} <= set(exercises) and len(exercises) == len(set(exercises))
+    assert {m[1] for m in synthetic.PLANTED} <= set(exercises) and len(exercises) == len(set(exercises))
 
 
 def test_no_checker_reads_fast_mode():
@@ -284,12 +288,12 @@ def test_release_copy_keeps_the_students_work(tmp_path):
 
 
 def test_synthetic_class_plants_every_row(tmp_path):
-    """A class of 20: every MISTAKES row and every special case appears; expected.csv has a row per
+    """A class of 20: every PLANTED row and every special case appears; expected.csv has a row per
     student and check cell, and the solved notebooks hold every planted row's text."""
     specs = synthetic.random_class(20, seed=0)
-    rows = {m for s in specs for m in s.mistakes}
-    assert rows == set(synthetic.MISTAKES) and {c for s in specs for c in s.special} == set(synthetic.SPECIAL)
-    assert all(len(s.mistakes) <= 3 and len({m[1] for m in s.mistakes}) == len(s.mistakes) for s in specs)
+    rows = {m for s in specs for m in s.planted}
+    assert rows == set(synthetic.PLANTED) and {c for s in specs for c in s.special} == set(synthetic.SPECIAL)
+    assert all(len(s.planted) <= 3 and len({m[1] for m in s.planted}) == len(s.planted) for s in specs)
     folder = synthetic.write_class(tmp_path, specs[:7], GRADED)
     expected = class_report.read_csv(folder / "expected.csv")
     checks = sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))

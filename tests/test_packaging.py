@@ -1,13 +1,16 @@
-"""The conda environment and pyproject agree; the CLI lists its subcommands."""
+"""The conda environment and pyproject agree; the CLI lists its subcommands; the package is
+layered (no upward import, no cycle, the grading package above the product), its functions short
+and its code clean by ruff's rules (pyproject.toml)."""
 
+import ast
+import graphlib
+import importlib.util
 import re
 import subprocess
 import sys
-import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +22,7 @@ def names(requirements) -> set[str]:
 
 
 def test_environment_yml_matches_pyproject():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     declared = names(project["dependencies"]) | names(project["optional-dependencies"]["test"])
     env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
@@ -37,7 +41,8 @@ def test_cli_help_lists_subcommands():
 def test_command_help(command):
     out = subprocess.run([sys.executable, "-m", "labcore", command, "--help"], capture_output=True, text=True,
                          check=True).stdout
-    assert out.startswith("usage: labcore") and ("root" in out if command == "data-info" else "--write-reference" in out)
+    assert out.startswith("usage: labcore")
+    assert ("root" in out) if command == "data-info" else ("--write-reference" in out)
 
 
 def test_reading_path_in_the_package_docstring_is_true():
@@ -69,10 +74,21 @@ def _layer(module: str) -> int:
     return {"cli": 4, "bench": 3}.get(top, 2)
 
 
-def _labcore_imports(path: Path):
-    """(imported module, line number, inside a function?, the line's text) for every labcore import."""
-    import ast
+def _module_name(path: Path) -> str:
+    """labcore/training/stage2.py -> labcore.training.stage2; a package's __init__.py -> the package."""
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
+
+def _is_module(name: str) -> bool:
+    path = REPO.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _labcore_imports(path: Path):
+    """(imported module, line number, inside a function?, the line's text) for every labcore import;
+    ``from labcore.training import config`` imports the module labcore.training.config, ``from
+    labcore.training import train`` the package labcore.training."""
     source = path.read_text()
     tree = ast.parse(source)
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -83,13 +99,14 @@ def _labcore_imports(path: Path):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            names = [base] if base != "labcore" else [f"labcore.{a.name}" for a in node.names]
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
             continue
-        for name in names:
+        for name in dict.fromkeys(names):
             if name == "labcore" or name.startswith("labcore."):
                 yield name, node.lineno, id(node) in inner, lines[node.lineno - 1]
 
@@ -118,20 +135,56 @@ def test_imports_inside_functions_say_why():
     assert not unexplained, "imports inside functions without a '# lazy: ...' reason:\n" + "\n".join(unexplained)
 
 
-def test_reading_path_is_short_and_its_functions_too():
-    """The reading core is the algorithm, not its plumbing: <= 1,400 lines in all, no function over
-    50 lines; tooling functions <= 80 lines."""
-    import ast
+def test_product_never_imports_the_grading_package():
+    """labcore.checkers grades the students' exercises against the product; the product (every
+    module outside labcore/checkers/) never imports it, not even inside a function."""
+    checkers = REPO / "labcore" / "checkers"
+    wrong = [f"{path.relative_to(REPO)}:{line} imports {name}" for path in _modules() if checkers not in path.parents
+             for name, line, _, _ in _labcore_imports(path)
+             if name == "labcore.checkers" or name.startswith("labcore.checkers.")]
+    assert not wrong, "the product imports the grading package:\n" + "\n".join(wrong)
 
+
+def test_no_import_cycle():
+    """The module-level imports among labcore's modules form no cycle (imports inside functions,
+    each with its '# lazy:' reason, run after every module is loaded and are left out)."""
+    graph = {_module_name(path): set() for path in _modules()}
+    for path in _modules():
+        me = _module_name(path)
+        graph[me] |= {name for name, _, inside, _ in _labcore_imports(path) if not inside and name != me}
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        cycle = err.args[1][::-1]  # graphlib lists each module before the one that imports it
+        pytest.fail("import cycle: " + " imports ".join(cycle))
+
+
+def test_reading_path_is_short():
+    """The reading core is the algorithm, not its plumbing: <= 1,400 lines in all."""
     import labcore
 
     package = REPO / "labcore"
     total = sum(len((package / f"{n}.py").read_text().splitlines()) for n in labcore.READING_PATH)
     assert total <= 1400, f"reading path is {total} lines"
+
+
+def test_no_function_over_50_lines():
+    """Every function of labcore/ (reading core, tooling, checkers, CLI alike) fits on one screen:
+    at most 50 lines, its docstring included."""
     long = []
     for path in _modules():
-        limit = 50 if path.parent == package and path.stem in labcore.READING_PATH else 80
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > limit:
-                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines > {limit}")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 50:
+                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: "
+                            f"{node.end_lineno - node.lineno + 1} lines > 50")
     assert not long, "\n".join(long)
+
+
+def test_ruff_finds_nothing():
+    """ruff with the rules of pyproject.toml ([tool.ruff]: unused imports and names, undefined names,
+    line length, sorted imports) on labcore/, tests/ and scripts/."""
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise",
+                           "labcore", "tests", "scripts"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -66,8 +66,8 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 from labcore.__main__ import main  # noqa: E402
-from labcore.runtime import load_file, read_yaml_mapping  # noqa: E402
 from labcore.model_files import load_vqgan, read_transformer_config, read_vqgan_config  # noqa: E402
+from labcore.runtime import load_file, read_yaml_mapping  # noqa: E402
 
 
 def junk_files(tmp_path):

@@ -36,7 +36,8 @@ PIECES = {  # exercise cell's grade_id -> (the piece checked, exercise, checker,
     "gamma_func": ("gamma_func", "gamma", "check_gamma", "check_gamma_func", 2),
     "mask_tokens": ("mask_tokens", "masking", "check_mask_tokens", "check_mask_tokens", 2),
     "masked_loss": ("masked_loss", "masking", "check_masked_loss", "check_masked_loss", 1),
-    "configure_optimizers": ("configure_optimizers", "loop", "check_configure_optimizers", "check_configure_optimizers", 1),
+    "configure_optimizers": ("configure_optimizers", "loop", "check_configure_optimizers",
+                             "check_configure_optimizers", 1),
     "train_one_epoch": ("train_one_epoch", "loop", "check_train_one_epoch", "check_train_one_epoch", 2),
     "decode_step": ("decode_step", "decode", "check_decode_step", "check_decode_step", 5),
     "frechet_distance": ("frechet_distance", "frechet", "check_frechet_distance", "check_frechet_distance", 2),
@@ -153,7 +154,8 @@ def test_stub_is_the_contract_and_the_hints_come_in_tiers(path, index, cell):
     assert '"""' in stub and "return" in stub, "the stub's docstring says what to return"
     before = source(cells(path)[index - 1])
     hint, steps = before.find("**Hint.**"), before.find("<details><summary>Step-by-step hint</summary>")
-    assert 0 <= hint < steps, f"{path.name}: a hint, then a folded step-by-step hint, before {grading(cell)['grade_id']}"
+    where = f"{path.name}, before {grading(cell)['grade_id']}"
+    assert 0 <= hint < steps, f"{where}: a hint, then a folded step-by-step hint"
     if grading(cell)["grade_id"] == "encode_to_z":                 # the one method of the solution
         assert "flatten" not in before[hint:] + stub
 
@@ -180,13 +182,16 @@ INSTRUCTOR = ["@jupyter/nbgrader:assignment-list", "@jupyter/nbgrader:course-lis
 
 def disabled_labextensions(student: bool) -> list[str]:
     text = jupyter("-m", "jupyter", "labextension", "list", student=student)
-    return re.findall(r"^\s+(\S+)\s*$", text.split("Disabled extensions:")[1], re.M) if "Disabled extensions:" in text else []
+    if "Disabled extensions:" not in text:
+        return []
+    return re.findall(r"^\s+(\S+)\s*$", text.split("Disabled extensions:")[1], re.M)
 
 
 def test_make_lab_opens_the_students_copies_with_the_student_config():
     make = (REPO / "Makefile").read_text()
     lab = make[make.index("\nlab: "):].split("\n\n")[0]
-    assert "scripts/student-jupyter" in lab and "jupyter lab student/" in lab and "$(MAKE) --no-print-directory student" in lab
+    assert "scripts/student-jupyter" in lab and "jupyter lab student/" in lab
+    assert "$(MAKE) --no-print-directory student" in lab
     solved = make[make.index("\nlab-solved: "):].split("\n\n")[0]
     assert "jupyter lab notebooks/" in solved and "JUPYTER_CONFIG_PATH" not in solved
 
@@ -235,7 +240,8 @@ def test_notebook_00_survives_cells_run_in_any_order(monkeypatch):
         printed = {i: run(i) for i, c in enumerate(nb.cells) if c.cell_type == "code" and i != 2}
         assert "PASS" in printed[check] and yours in printed[fallback]
         assert yours in run(fallback)                                  # the fallback again, after every later cell
-        assert "PASS" in run(check) and yours in run(fallback)         # the check after the last cell, then the fallback
+        # the check after the last cell, then the fallback
+        assert "PASS" in run(check) and yours in run(fallback)
         run(exercise)                                                  # re-defined, not checked again
         assert "run the check cell too" in run(fallback)
         run(nb.cells[exercise].source.replace("indices.flatten(1)", "indices.transpose(1, 2).flatten(1)"))

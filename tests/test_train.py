@@ -20,10 +20,22 @@ import yaml
 
 import labcore.maskgit
 from labcore.__main__ import main
-from labcore.runtime import NonFiniteLoss, atomic_save
-from labcore.training import (TrainConfig, VQGANTrainConfig, evaluate, load_tokens, make_tokens, read_config_file,
-                              resolve_config, train, train_vqgan)
 from labcore.model_files import load_transformer
+from labcore.runtime import atomic_save
+from labcore.training import (
+    TrainConfig,
+    VQGANTrainConfig,
+    evaluate,
+    load_tokens,
+    make_tokens,
+    read_config_file,
+    resolve_config,
+    train,
+    train_vqgan,
+)
+from labcore.training.precision import autocast
+from labcore.training.runs import CSVLog, NonFiniteLoss
+from labcore.training.steps import seed_step, warmup_cosine
 from labcore.transformer import BidirectionalTransformer, TransformerConfig
 
 from shared_fixtures import tiny_vqgan_config
@@ -215,6 +227,69 @@ def test_nan_loss_stops_and_keeps_the_last_good_state(tokens_file, tmp_path, mon
     state = torch.load(tmp_path / "nan" / "train_state.pt", weights_only=True)
     assert state["step"] == 3
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_cli_train_nan_loss_is_one_error_line(tokens_file, tmp_path, monkeypatch, capsys):
+    """``labcore train`` names NonFiniteLoss in its ERRORS: labcore.cli.main prints one error line."""
+    real = labcore.maskgit.mvtm_loss
+
+    def diverged(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return {**out, "loss": out["loss"] * float("nan")}
+
+    monkeypatch.setattr(labcore.maskgit, "mvtm_loss", diverged)
+    config = tmp_path / "tiny.yml"
+    config.write_text(yaml.safe_dump({"model": MODEL, "train": dict(epochs=1, batch_size=8, precision="fp32")}))
+    assert main(["train", "--config", str(config), "--tokens", str(tokens_file), "--run-dir", str(tmp_path / "r"),
+                 "--no-progress", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("labcore train: error: loss is nan at step 1;") and "Traceback" not in err, err
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_its_floor():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    schedule = warmup_cosine(opt, warmup_steps=4, total_steps=12, min_factor=0.1)
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert lrs[0] == pytest.approx(2e-3) and lrs[4] == pytest.approx(2.0)      # warm-up ends at the base LR
+    assert all(a < b for a, b in zip(lrs[:4], lrs[1:5]))                       # rising, evenly
+    assert lrs[2] - lrs[1] == pytest.approx(lrs[1] - lrs[0])
+    assert all(a > b for a, b in zip(lrs[4:], lrs[5:]))                        # then falling
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.2)                      # to min_factor x base
+
+
+def test_seed_step_draws_depend_on_seed_step_and_rank_alone():
+    def draws(*key):
+        gen = seed_step(*key)
+        return torch.cat([torch.rand(4), torch.rand(4, generator=gen)])  # (8,) global RNG, then the generator's
+    first = draws(7, 5)
+    torch.rand(100)                                                      # whatever ran before does not matter
+    assert torch.equal(draws(7, 5), first)
+    for other in [(8, 5), (7, 6), (7, 5, 1)]:
+        assert not torch.equal(draws(*other), first), other
+
+
+def test_csv_log_keeps_its_header_and_on_resume_only_the_checkpoints_rows(tmp_path):
+    path = tmp_path / "logs" / "log.csv"
+    log = CSVLog(path, ["step", "loss"])
+    for step in range(1, 6):
+        log.log(step=step, loss=step / 10, extra="not a field")
+    assert [(r["step"], float(r["loss"])) for r in _rows(path)] == [(str(s), s / 10) for s in range(1, 6)]
+    CSVLog(path, ["step", "loss"], resume_step=3).log(step=4)              # resumed from step 3
+    assert [(r["step"], r["loss"]) for r in _rows(path)] == [("1", "0.1"), ("2", "0.2"), ("3", "0.3"), ("4", "")]
+    CSVLog(path, ["step", "loss"])                                          # a new run: the header only
+    assert path.read_text().splitlines() == ["step,loss"]
+
+
+def test_autocast_is_bf16_only_when_enabled():
+    x = torch.ones(2, 2)                                                    # (2, 2) fp32
+    with autocast(torch.device("cpu"), True):
+        assert (x @ x).dtype == torch.bfloat16
+    with autocast(torch.device("cpu"), False):
+        assert (x @ x).dtype == torch.float32
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo process groups are not tested on Windows")

@@ -8,6 +8,7 @@ shows). tests/ui/ checks the same panel in a real JupyterLab and browser (``make
 import base64
 import io
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -17,10 +18,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from labcore import viz, widgets  # noqa: E402
 from labcore.data import latent_mask_from_pixels  # noqa: E402
+from labcore.decoding import DecodingSettings  # noqa: E402
+from labcore.inpaint import inpaint_columns, inpaint_one, pipeline_stages  # noqa: E402
 from labcore.model_files import load_bundled_maskgit  # noqa: E402
 from labcore.paths import CHECKPOINT_DIR  # noqa: E402
 from labcore.schedules import SCHEDULES, gamma  # noqa: E402
@@ -41,10 +45,10 @@ def black_tokens(frame):
     return int((frame.sum(axis=-1) == 0).sum())
 
 
-# ----------------------------------------------------------------------------- show_decoding
+# ----------------------------------------------------------------------------- show_decoding (decode_and_draw)
 
 def test_show_decoding_draws_s_plus_one_columns_of_the_real_trace(maskgit, test_set):
-    fig = viz.show_decoding(maskgit, test_set, schedule="square", choice_temperature=2.0, total_iter=6,
+    fig = widgets.decode_and_draw(maskgit, test_set, schedule="square", choice_temperature=2.0, total_iter=6,
                             sweet_spot=4, image_index=3, seed=7)
     assert len(fig.axes) == 2 * (4 + 1)                       # two rows of S+1 columns
     assert all(len(ax.images) == 1 for ax in fig.axes)        # every column holds a picture
@@ -67,9 +71,9 @@ def test_show_decoding_draws_s_plus_one_columns_of_the_real_trace(maskgit, test_
 
 def test_show_decoding_is_seeded(maskgit, test_set):
     kwargs = dict(schedule="cosine", choice_temperature=4.5, total_iter=5, sweet_spot=5, image_index=1)
-    a = strip_arrays(viz.show_decoding(maskgit, test_set, seed=1, **kwargs), 0, 6)
-    b = strip_arrays(viz.show_decoding(maskgit, test_set, seed=1, **kwargs), 0, 6)
-    c = strip_arrays(viz.show_decoding(maskgit, test_set, seed=2, **kwargs), 0, 6)
+    a = strip_arrays(widgets.decode_and_draw(maskgit, test_set, seed=1, **kwargs), 0, 6)
+    b = strip_arrays(widgets.decode_and_draw(maskgit, test_set, seed=1, **kwargs), 0, 6)
+    c = strip_arrays(widgets.decode_and_draw(maskgit, test_set, seed=2, **kwargs), 0, 6)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))   # Gumbel noise differs between seeds
 
@@ -83,7 +87,7 @@ def test_show_decoding_is_seeded(maskgit, test_set):
 ])
 def test_show_decoding_rejects_bad_settings(maskgit, test_set, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        viz.show_decoding(maskgit, test_set, **kwargs)
+        widgets.decode_and_draw(maskgit, test_set, **kwargs)
 
 
 # ----------------------------------------------------------------------------- the panel (real widgets)
@@ -122,7 +126,7 @@ def test_each_control_replaces_the_figure_in_the_output(maskgit, test_set, name,
     assert after != before and panel.draws == draws + 1 and panel.error is None
     assert in_title in panel.figure._suptitle.get_text()
     # the picture on show is the figure of the controls' current settings, drawn afresh
-    assert after == widgets.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    assert after == widgets.figure_png(widgets.decode_and_draw(maskgit, test_set, **panel.settings()))
     assert not any(c.disabled for c in panel.controls.values()) and panel.status.value.startswith("drawn in")
 
 
@@ -130,7 +134,7 @@ def test_panel_controls_and_first_draw(maskgit, test_set):
     panel = widgets.decoding_panel(maskgit, test_set, total_iter=4, seed=3)
     c = panel.controls
     assert panel.draws == 1 and columns_drawn(panel) == 5     # drawn once at creation
-    assert shown_png(panel) == widgets.figure_png(viz.show_decoding(maskgit, test_set, pyplot=False, **panel.settings()))
+    assert shown_png(panel) == widgets.figure_png(widgets.decode_and_draw(maskgit, test_set, **panel.settings()))
     for name in ("choice_temperature", "sample_temperature", "total_iter", "sweet_spot", "image_index", "seed"):
         assert c[name].continuous_update is False             # slow sliders redraw on release
     assert list(c["schedule"].options) == list(SCHEDULES)
@@ -205,6 +209,7 @@ def test_decoding_figure_stays_readable_at_the_largest_t(maskgit, test_set):
     # wrapped evenly: with 17 pictures, picture 10 of the mask strip sits below picture 1
     masks = panel.figure.axes[:largest + 1]
     first, ninth, tenth = (ax.get_position() for ax in (masks[0], masks[8], masks[9]))
+    assert masks[0].get_title() == "start (masked input below)"            # wrapped: the input is named above
     assert tenth.x0 == pytest.approx(first.x0) and tenth.y0 < first.y0 and ninth.x0 > first.x0
     panel.controls["total_iter"].value = 9                      # 10 pictures: two rows of 5, not 9 + 1
     masks = panel.figure.axes[:10]
@@ -213,17 +218,17 @@ def test_decoding_figure_stays_readable_at_the_largest_t(maskgit, test_set):
 
 
 def test_sampled_tokens_differ_from_argmax_tokens(maskgit, test_set):
-    kwargs = dict(total_iter=1, sweet_spot=1, image_index=2, seed=0, choice_temperature=0.0, pyplot=False)
-    argmax = viz.show_decoding(maskgit, test_set, sample_temperature=0.0, **kwargs)
-    sampled = viz.show_decoding(maskgit, test_set, sample_temperature=1.0, **kwargs)
-    again = viz.show_decoding(maskgit, test_set, sample_temperature=0.0, **{**kwargs, "seed": 5})
+    kwargs = dict(total_iter=1, sweet_spot=1, image_index=2, seed=0, choice_temperature=0.0)
+    argmax = widgets.decode_and_draw(maskgit, test_set, sample_temperature=0.0, **kwargs)
+    sampled = widgets.decode_and_draw(maskgit, test_set, sample_temperature=1.0, **kwargs)
+    again = widgets.decode_and_draw(maskgit, test_set, sample_temperature=0.0, **{**kwargs, "seed": 5})
     one_shot = [strip_arrays(fig, 1, 2)[1] for fig in (argmax, sampled, again)]
     assert not np.array_equal(one_shot[0], one_shot[1])        # sampling picks other tokens
     assert np.array_equal(one_shot[0], one_shot[2])            # argmax at T=1, no choice noise: no randomness
     assert "tokens sampled at temperature 1" in sampled._suptitle.get_text()
-    assert plt.get_fignums() == []                             # pyplot=False: pyplot never saw them
+    assert plt.get_fignums() == []                             # bare Figures: pyplot never saw them
     with pytest.raises(ValueError, match="sample temperature"):
-        viz.show_decoding(maskgit, test_set, sample_temperature=-1.0)
+        widgets.decode_and_draw(maskgit, test_set, sample_temperature=-1.0)
 
 
 # ----------------------------------------------------------------------------- the other pictures
@@ -336,9 +341,14 @@ def bundled_maskgit():
     return load_bundled_maskgit().eval()
 
 
+def pipeline(maskgit, test_set, image_index, settings):
+    """What scripts/pipeline-figure.py and notebook 00 do: decode (labcore.inpaint), then draw (viz)."""
+    return viz.pipeline_figure(**pipeline_stages(maskgit, test_set, image_index, settings))
+
+
 def test_pipeline_figure_draws_every_stage_from_the_real_models(bundled_maskgit, test_set):
     n_before = len(plt.get_fignums())
-    fig = viz.pipeline_figure(bundled_maskgit, test_set, image_index=250)
+    fig = pipeline(bundled_maskgit, test_set, 250, DecodingSettings())
     assert len(plt.get_fignums()) == n_before                                   # a bare Figure: shown once
     titled = [ax for ax in fig.axes if ax.get_title()]
     titles = [ax.get_title() for ax in titled]
@@ -375,8 +385,7 @@ def test_pipeline_figure_draws_every_stage_from_the_real_models(bundled_maskgit,
     np.testing.assert_allclose(inpainted, want, atol=1e-6)
 
     # other settings: other steps shown, named under the transformer
-    fig = viz.pipeline_figure(bundled_maskgit, test_set, image_index=3,
-                              settings=viz.DecodingSettings(schedule="linear", total_iter=4))
+    fig = pipeline(bundled_maskgit, test_set, 3, DecodingSettings(schedule="linear", total_iter=4))
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in titled][4:7] == ["step 1 of 4", "step 2 of 4", "step 4 of 4"]
     assert titled[3].texts[-1].get_text() == "linear schedule, T=4"
@@ -435,7 +444,7 @@ def test_codebook_usage_and_token_maps():
     np.testing.assert_array_equal(np.asarray(fig.axes[1].images[0].get_array()), indices[1].numpy())
 
 
-# ----------------------------------------------------------------------------- notebook 03: sweet spot, choice temperature
+# -------------------------------------------------------------------------- notebook 03: sweet spot, choice temperature
 
 def test_decoded_at_step_numbers_each_token_by_its_step():
     from labcore.decoding import DecodingTrace
@@ -452,7 +461,10 @@ def test_decoded_at_step_numbers_each_token_by_its_step():
 
 
 def test_sweet_spot_figure_shows_what_is_still_masked_when_decoding_stops(maskgit, test_set):
-    fig = viz.sweet_spot_figure(maskgit, test_set, image_index=0, spots=(2, 6, 12), total_iter=12)
+    settings = DecodingSettings(total_iter=12)
+    spots = {f"S = {S}": dict(sweet_spot=S) for S in (2, 6, 12)}              # column label -> settings change
+    item, results = inpaint_columns(maskgit, test_set, 0, settings, spots)
+    fig = viz.sweet_spot_figure(item, results, test_set.normalization, settings)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[:4] == ["latent mask", "S = 2", "S = 6", "S = 12"]
     full = maskgit.inpaint(test_set[0]["image"][None], test_set[0]["mask"][None], total_iter=12)
@@ -463,13 +475,16 @@ def test_sweet_spot_figure_shows_what_is_still_masked_when_decoding_stops(maskgi
     assert fig.axes[3].get_xlabel().startswith("0 of")
     stopped = maskgit.inpaint(test_set[0]["image"][None], test_set[0]["mask"][None], total_iter=12, sweet_spot=6)
     shown = fig.axes[2 + 5].get_images()[0].get_array()                    # bottom row, S = 6
-    expected = viz._hwc(viz._to_unit(stopped.images[0], test_set.normalization))
+    expected = viz.hwc(viz.to_unit(stopped.images[0], test_set.normalization))
     assert np.allclose(np.asarray(shown), expected)
     assert "image_000.png: stop after S of T=12 steps" in fig._suptitle.get_text()
 
 
 def test_decoding_order_figure_maps_the_step_of_each_token(maskgit, test_set):
-    fig = viz.decoding_order_figure(maskgit, test_set, image_index=0, taus=(0, 10))
+    settings = DecodingSettings()
+    taus = {f"τ = {t:g}": dict(choice_temperature=t) for t in (0, 10)}
+    item, results = inpaint_columns(maskgit, test_set, 0, settings, taus)
+    fig = viz.decoding_order_figure(item, results, test_set.normalization, settings)
     assert [ax.get_title() for ax in fig.axes[:2]] == ["τ = 0", "τ = 10"]
     maps = []
     for col, tau in enumerate((0, 10)):
@@ -481,5 +496,61 @@ def test_decoding_order_figure_maps_the_step_of_each_token(maskgit, test_set):
     assert not np.array_equal(maps[0], maps[1])                           # tau changes the order
     colorbar = fig.axes[-1]
     assert [int(t) for t in colorbar.get_yticks()] == list(range(1, 9)) and colorbar.get_ylabel() == "step t"
-    halton = viz.decoding_order_figure(maskgit, test_set, image_index=0, columns={"halton": dict(order="halton")})
+    item, results = inpaint_columns(maskgit, test_set, 0, settings, {"halton": dict(order="halton")})
+    halton = viz.decoding_order_figure(item, results, test_set.normalization, settings)
     assert halton.axes[0].get_title() == "halton"
+
+
+# ----------------------------------------------------------------------------- figures draw, they do not compute
+
+VIZ = Path(viz.__file__).parent
+
+
+def test_viz_modules_neither_use_pyplot_nor_decode():
+    """No pyplot state (bare Figures, one style) and no model call: the decoding is labcore.inpaint's."""
+    import ast
+
+    for path in sorted(VIZ.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & {"matplotlib.pyplot", "labcore.inpaint", "labcore.model_files", "labcore.widgets"}, \
+            f"{path.name} imports {sorted(imported)}"
+        called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        assert not called & {"inpaint", "encode_to_z", "decode_z", "decode_tokens", "images"}, \
+            f"{path.name} calls {sorted(called & {'inpaint', 'encode_to_z', 'decode_z', 'decode_tokens', 'images'})}"
+
+
+def test_every_figure_is_a_bare_figure(maskgit, test_set):
+    images = torch.stack([test_set[i]["image"] for i in range(3)])              # (3, 3, 64, 64)
+    tokens = maskgit.encode_to_z(images).view(3, 16, 16)
+    K, settings = maskgit.num_codebook_vectors, DecodingSettings(total_iter=3)
+    item, result = inpaint_one(maskgit, test_set, 1, settings)
+    _, columns = inpaint_columns(maskgit, test_set, 1, settings, {"S = 2": dict(sweet_spot=2), "S = 3": {}})
+    with torch.no_grad():
+        _, maps = maskgit.transformer(tokens[:1].flatten(1), return_attention=True)
+    figures = [viz.show_images(images, normalization=test_set.normalization),
+               viz.show_image_rows({"a": images}, normalization=test_set.normalization),
+               viz.plot_token_maps(tokens, K, images=images, normalization=test_set.normalization),
+               viz.plot_codebook_usage(tokens, K), viz.plot_schedules(total_iter=3),
+               viz.plot_attention_heads(maps[0][0]), viz.plot_attention_maps(maps, 7, image=images[0]),
+               viz.plot_training_curves({"step": [1, 2], "loss": [2.0, 1.0]}),
+               viz.decoding_figure(result.trace),
+               viz.show_decoding(item, result, result.trace.images(maskgit), test_set.normalization, settings),
+               viz.sweet_spot_figure(item, columns, test_set.normalization, settings),
+               viz.decoding_order_figure(item, columns, test_set.normalization, settings),
+               viz.pipeline_figure(**pipeline_stages(maskgit, test_set, 1, settings))]
+    assert all(type(fig) is Figure for fig in figures)
+    assert plt.get_fignums() == []                                              # pyplot never saw one
+
+
+def test_inpaint_columns_decodes_each_column_from_the_same_seed(maskgit, test_set):
+    settings = DecodingSettings(total_iter=4, seed=3)
+    item, results = inpaint_columns(maskgit, test_set, 5, settings, {"τ = 0": dict(choice_temperature=0), "as is": {}})
+    assert item["name"] == test_set[5]["name"] and list(results) == ["τ = 0", "as is"]
+    alone = inpaint_one(maskgit, test_set, 5, settings)[1]                      # the same seed: the same decoding
+    assert torch.equal(results["as is"].tokens, alone.tokens)
+    with pytest.raises(ValueError, match="at least one column"):
+        inpaint_columns(maskgit, test_set, 5, settings, {})
+    with pytest.raises(ValueError, match="image_index"):
+        inpaint_one(maskgit, test_set, -1, settings)

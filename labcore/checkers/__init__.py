@@ -12,8 +12,8 @@ labcore's reference otherwise (one line says which; each piece falls back alone)
 ``reference_*`` functions are labcore's own pieces with the exercises' signatures (the fallbacks;
 the notebooks never import them). ``with_attention(transformer, YourAttention)`` is a copy of a
 transformer whose blocks run your attention class with the same weights (notebook 01: same
-predictions); ``wrong_steps`` holds one decoding step per classic mistake, each runnable in the
-real ``decode`` loop.
+predictions); the product's ``labcore.decoding_variants`` holds one decoding step per classic
+mistake (the ids of this package's table), each runnable in the real ``decode`` loop.
 
 ====================  ==============================================  ==========================
 exercise              checker (one graded cell each)                  notebook
@@ -34,20 +34,26 @@ frechet               ``check_frechet_distance(frechet_distance)``    04_fid
 
 from labcore.checkers.attention import check_attention, copy_into_torch_mha, load_attention_weights, with_attention
 from labcore.checkers.decoding import check_decode_step
+from labcore.checkers.fallback import yours_or_reference
 from labcore.checkers.frechet import check_frechet_distance, reference_frechet_distance
-from labcore.checkers.masked_loss import check_masked_loss
 from labcore.checkers.mask_probes import check_mask_tokens, check_masking
+from labcore.checkers.masked_loss import check_masked_loss
 from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
 from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of, table_markdown
-from labcore.checkers.report import CheckResult, yours_or_reference
+from labcore.checkers.report import CheckResult
 from labcore.checkers.schedules import check_gamma
 from labcore.checkers.tokens import check_encode_to_z, reference_encode_to_z
-from labcore.checkers.training import check_configure_optimizers, check_train_one_epoch, check_training_loop, \
-    reference_configure_optimizers, reference_train_one_epoch
+from labcore.checkers.training import (
+    check_configure_optimizers,
+    check_train_one_epoch,
+    check_training_loop,
+    reference_configure_optimizers,
+    reference_train_one_epoch,
+)
 
-__all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_decode_step",
-           "check_configure_optimizers", "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_mask_tokens", "check_masked_loss", "check_masking",
-           "check_train_one_epoch", "check_training_loop",
-           "copy_into_torch_mha", "load_attention_weights", "mistakes_of", "reference_configure_optimizers", "reference_encode_to_z", "reference_frechet_distance",
-           "reference_mask_tokens", "reference_masked_loss", "reference_train_one_epoch", "table_markdown",
-           "with_attention", "yours_or_reference"]
+__all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_configure_optimizers",
+           "check_decode_step", "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_mask_tokens",
+           "check_masked_loss", "check_masking", "check_train_one_epoch", "check_training_loop", "copy_into_torch_mha",
+           "load_attention_weights", "mistakes_of", "reference_configure_optimizers", "reference_encode_to_z",
+           "reference_frechet_distance", "reference_mask_tokens", "reference_masked_loss", "reference_train_one_epoch",
+           "table_markdown", "with_attention", "yours_or_reference"]

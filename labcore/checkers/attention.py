@@ -45,15 +45,24 @@ import torch.nn as nn
 from labcore import attention as lab
 from labcore.checkers.attention_math import compare, explicit_attention
 from labcore.checkers.attention_probes import drain, forward, probe_gradient, probe_train, type_finding
-from labcore.checkers.attention_weights import (copy_into_torch_mha, layout, load_attention_weights,  # noqa: F401
-                                                with_attention)
-from labcore.checkers.report import (CheckResult, Finding, StudentError, accepts, call, describe, fail, ok, record,
-                                     run_probes)
+from labcore.checkers.attention_weights import copy_into_torch_mha, layout, load_attention_weights, with_attention
+from labcore.checkers.fallback import record
+from labcore.checkers.report import (
+    CheckResult,
+    Finding,
+    StudentError,
+    accepts,
+    call,
+    describe,
+    fail,
+    ok,
+    run_probes,
+    uses_reference,
+)
 
 DIM, HEADS, DROP = 32, 4, 0.5          # the module built when a class is given: d_k = 8
 DIM_B, HEADS_B, DROP_B = 36, 6, 0.1    # the second one, run in float64: d_k = 6
 BATCH_B, TOKENS_B = 2, 5
-_UNCHANGED = "x and the module's weights left as they were"
 
 
 # ----------------------------------------------------------------------------- the checker
@@ -91,54 +100,56 @@ def check_attention(module: nn.Module | type, num_heads: int | None = None, batc
     if isinstance(module, nn.Module) and num_heads is None and _heads_of(module) is None:
         raise ValueError("check_attention: pass num_heads= (the module has no .num_heads attribute)")
     state = {"given": module, "num_heads": num_heads, "batch": batch, "tokens": tokens, "tol": tolerance,
-             "used": [], "moved": [], "reported": 0}
+             "reached": [], "moved": [], "reported": 0}
     probes = [("builds; projections found; output (B, N, dim) in x's dtype", lambda: _probe_shape(state)),
               ("no randomness in eval mode", lambda: _probe_eval_dropout(state)),
-              (_UNCHANGED, lambda: drain(state, _UNCHANGED) or ok(_UNCHANGED)),
+              ("x and the module's weights left as they were", lambda: drain(state) or ok()),
               ("equals torch.nn.MultiheadAttention", lambda: _probe_exact(state)),
               (f"another size: dim {DIM_B}, {HEADS_B} heads, float64", lambda: _probe_other_size(state)),
               ("gradients reach x and the weights", lambda: probe_gradient(state)),
               ("dropout on the attention weights in training mode", lambda: probe_train(state))]
     try:
-        result = run_probes("check_attention", probes, "attention.error", seed, own=module)
+        probed = run_probes("check_attention", probes, "attention.error", seed, own=module)
     finally:
         if "was_training" in state:
             with contextlib.suppress(Exception):
                 module.train(state["was_training"])
-    findings, notes = result.findings, result.notes
-    if state["used"]:                       # labcore's attention ran inside: nothing else counts
-        findings, notes = [fail("your own code, not labcore's solution", "attention.uses_reference",
-                                "your code runs " + ", ".join(dict.fromkeys(state["used"])))], []
-    check = AttentionCheck(result.checker, findings, notes, result.seconds,
-                           state.get("max_error", float("inf")), tolerance)
-    record("MultiHeadAttention", module, check)
+    findings, notes = probed.findings, probed.notes
+    if state["reached"]:                    # labcore's attention ran inside: nothing else counts
+        reached = ", ".join(dict.fromkeys(state["reached"]))
+        findings, notes = [uses_reference("attention", "your code runs " + reached)], []
+    result = AttentionCheck(probed.checker, findings, notes, probed.seconds, state.get("max_error", float("inf")),
+                            tolerance)
+    record("MultiHeadAttention", module, result)
     if verbose:
-        print(check)
-    return check
+        print(result)
+    return result
 
 
 def _build(state: dict, cls: type, dim: int, heads: int, drop: float):
-    """``cls(dim, heads, drop)``, or the finding that says the course's signature does not fit."""
+    """``cls(dim, heads, drop)``, or the finding (labelled "builds") that says the course's signature
+    does not fit."""
     if not accepts(cls, dim, heads, drop):
-        return fail("builds", "attention.signature", f"{cls.__name__}({dim}, {heads}, {drop}) does not fit its "
-                    "__init__: labcore's transformer builds MultiHeadAttention(dim, num_heads, attn_drop)")
+        return fail("attention.signature", f"{cls.__name__}({dim}, {heads}, {drop}) does not fit its "
+                    "__init__: labcore's transformer builds MultiHeadAttention(dim, num_heads, attn_drop)",
+                    label="builds")
     module = call(cls, dim, heads, drop)
     if not isinstance(module, nn.Module):
-        return fail("builds", "attention.layout", f"{cls.__name__}(...) built a {describe(module)}, not an nn.Module")
+        return fail("attention.layout", f"{cls.__name__}(...) built a {describe(module)}, not an nn.Module",
+                    label="builds")
     answers = (lab.MultiHeadAttention, nn.MultiheadAttention)
     held = [type(m).__name__ for m in module.modules() if isinstance(m, answers)]
-    state["used"] += [f"{name} (held as a submodule)" for name in held]
+    state["reached"] += [f"{name} (held as a submodule)" for name in held]
     return module
 
 
 def _probe_shape(state):
-    name = "builds; projections found; output (B, N, dim) in x's dtype"
     given = state["given"]
     if isinstance(given, type):
         module, heads, p = _build(state, given, DIM, HEADS, DROP), state["num_heads"] or HEADS, DROP
     elif not isinstance(given, nn.Module):
-        return fail(name, "attention.signature", f"check_attention takes your class (or an instance of it); got a "
-                                                 f"{describe(given)}")
+        return fail("attention.signature", f"check_attention takes your class (or an instance of it); got a "
+                                           f"{describe(given)}")
     else:
         module, heads = given, state["num_heads"] or _heads_of(given)
         state["was_training"], p = given.training, _dropout_rate(given)
@@ -148,40 +159,38 @@ def _probe_shape(state):
     try:
         lay = layout(module)
     except ValueError as err:
-        return fail(name, "attention.layout", str(err))
+        return fail("attention.layout", str(err))
     dim = lay.qkv_weight.shape[1]
     if dim % heads:
-        return fail(name, "attention.layout", f"dim {dim} cannot be split into {heads} heads")
+        return fail("attention.layout", f"dim {dim} cannot be split into {heads} heads")
     x = torch.randn(state["batch"], state["tokens"], dim, dtype=lay.qkv_weight.dtype)   # (B, N, dim)
     out = forward(state, module, x.clone())
     state.update(module=module, heads=heads, p=p, layout=lay, x=x, dim=dim)
-    bad = type_finding(name, out, x)
+    bad = type_finding(out, x)
     if bad is not None:
         return bad
     state["out"] = out
     if lay.proj is None:
-        return fail(name, "attention.no_output_projection", "no nn.Linear named proj or out in the module")
-    return ok(name, f"input {describe(x)} -> output {describe(out)}")
+        return fail("attention.no_output_projection", "no nn.Linear named proj or out in the module")
+    return ok(f"input {describe(x)} -> output {describe(out)}")
 
 
 def _probe_eval_dropout(state):
-    name = "no randomness in eval mode"
     again = forward(state, state["module"], state["x"].clone())
-    bad = type_finding(name, again, state["x"])
+    bad = type_finding(again, state["x"])
     if bad is not None:
         return bad
     if not torch.allclose(again, state["out"], rtol=0, atol=0, equal_nan=True):
         state["random"] = True
         diff = (again - state["out"]).abs().max().item()
-        return fail(name, "attention.dropout_in_eval", f"two calls on the same input in eval mode differ by {diff:.2e}")
-    return ok(name)
+        return fail("attention.dropout_in_eval", f"two calls on the same input in eval mode differ by {diff:.2e}")
+    return ok()
 
 
 def _probe_exact(state):
-    name = "equals torch.nn.MultiheadAttention"
     if state.get("random"):
         return ["not compared with torch.nn.MultiheadAttention: your output is random in eval mode"]
-    found = compare(name, state["module"], state["heads"], state["x"], state["out"], state["tol"], state)
+    found = compare(state["module"], state["heads"], state["x"], state["out"], state["tol"])
     state["exact"] = all(f.ok for f in found)
     with torch.no_grad():
         want = copy_into_torch_mha(state["module"], state["heads"])(*[state["x"]] * 3, need_weights=False)[0]
@@ -190,7 +199,6 @@ def _probe_exact(state):
 
 
 def _probe_other_size(state):
-    name = f"another size: dim {DIM_B}, {HEADS_B} heads, float64"
     given = state["given"]
     try:
         if isinstance(given, type):
@@ -206,15 +214,15 @@ def _probe_other_size(state):
         out = forward(state, other, x.clone())
     except (StudentError, ValueError) as err:
         why = "attention.error" if isinstance(err, StudentError) else "attention.layout"
-        return [fail(name, why, str(err)), *_why_other_size_fails(state, name)] + drain(state, name)
-    bad = type_finding(name, out, x)
+        return [fail(why, str(err)), *_why_other_size_fails(state)] + drain(state)
+    bad = type_finding(out, x)
     if bad is None and state.get("random"):
         return ["not compared with torch.nn.MultiheadAttention at the other size: your output is random"]
-    found = [bad] if bad is not None else compare(name, other, heads, x, out, state["tol"], state)
-    return found + drain(state, name)
+    found = [bad] if bad is not None else compare(other, heads, x, out, state["tol"])
+    return found + drain(state)
 
 
-def _why_other_size_fails(state: dict, name: str) -> list:
+def _why_other_size_fails(state: dict) -> list:
     """When the module is right at the first size but raises at the second, in float64: is it
     the dtype (it runs at that size in float32) or a hard-coded size?"""
     if not state.get("exact"):
@@ -225,9 +233,9 @@ def _why_other_size_fails(state: dict, name: str) -> list:
         call(other.eval)
         forward(state, other, torch.randn(BATCH_B, TOKENS_B, layout(other).qkv_weight.shape[1]))
     except Exception:  # noqa: BLE001 - it fails in float32 too: a size
-        return [fail(name, "attention.num_heads", f"right with dim {DIM}, {HEADS} heads, but not with dim "
+        return [fail("attention.num_heads", f"right with dim {DIM}, {HEADS} heads, but not with dim "
                      f"{DIM_B}, {HEADS_B} heads: a size or a head count is hard-coded")]
-    return [fail(name, "attention.dtype", "runs in float32 but raises in float64: a dtype is hard-coded")]
+    return [fail("attention.dtype", "runs in float32 but raises in float64: a dtype is hard-coded")]
 
 
 __all__ = ["AttentionCheck", "check_attention", "copy_into_torch_mha", "explicit_attention", "load_attention_weights",

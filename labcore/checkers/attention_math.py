@@ -86,7 +86,7 @@ def diagnose(x, lay: Layout, heads: int, out: torch.Tensor, tol: float) -> tuple
     return ["attention.wrong_output"], heads
 
 
-def compare(name: str, module: nn.Module, heads: int, x, out, tol: float, state: dict) -> list:
+def compare(module: nn.Module, heads: int, x, out, tol: float) -> list:
     """``out`` against torch.nn.MultiheadAttention holding the module's weights; the mistakes that
     reproduce it when they differ."""
     lay = layout(module)
@@ -96,8 +96,8 @@ def compare(name: str, module: nn.Module, heads: int, x, out, tol: float, state:
         detail = (f"max |yours - torch.nn.MultiheadAttention| = {err:.2e} (tolerance {tol:.0e}; dim "
                   f"{x.shape[-1]}, {heads} heads, {describe(x)})")
         if err <= tol:
-            return [ok(name, detail)]
+            return [ok(detail)]
         ids, h = diagnose(x, lay, heads, out, tol)
     if h != heads:
         detail += f"\nyour output is reproduced by the explicit math with {h} heads"
-    return [fail(name, i, detail) for i in ids]
+    return [fail(i, detail) for i in ids]

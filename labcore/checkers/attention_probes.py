@@ -41,72 +41,71 @@ def _coefficients(x, out, lay: Layout, heads: int):
     return c, w, (c @ v - pre).abs().max().item()
 
 
-def train_dropout_finding(name: str, x, out, lay: Layout, heads: int, p: float, tol: float = 2e-3) -> Finding:
+def train_dropout_finding(x, out, lay: Layout, heads: int, p: float, tol: float = 2e-3) -> Finding:
     """The finding of the training-mode output ``out`` of ``x`` (B, n, dim), n <= d_k, with
     attention dropout of rate ``p``: ok when it is dropout on the attention weights."""
     c, w, residual = _coefficients(x, out, lay, heads)
     eval_like = (c - w).abs().max().item() <= tol and residual <= tol
     if eval_like:
-        return fail(name, "attention.no_dropout", f"in training mode (attn_drop = {p}) the output is the eval-mode "
+        return fail("attention.no_dropout", f"in training mode (attn_drop = {p}) the output is the eval-mode "
                     "output: no attention weight was dropped")
     kept = (c - w / (1 - p)).abs() <= tol                                      # (B, H, n, n)
     dropped = c.abs() <= tol                                                   # (B, H, n, n)
     if residual > tol or not bool((kept | dropped).all()):
-        return fail(name, "attention.dropout_misplaced", "in training mode your output is not the eval-mode "
+        return fail("attention.dropout_misplaced", "in training mode your output is not the eval-mode "
                     "attention with each weight either zeroed or divided by (1 - attn_drop): the dropout is "
                     "elsewhere (q, k, v, the scores, the output) or not rescaled")
     sure = kept ^ dropped                                                      # (B, H, n, n): tiny weights left out
     rate = (dropped & sure).sum().item() / max(1, sure.sum().item())
     spread = 5 * math.sqrt(p * (1 - p) / max(1, sure.sum().item())) + 0.02
     if abs(rate - p) > spread:
-        return fail(name, "attention.dropout_misplaced", f"{rate:.0%} of the attention weights were dropped, "
+        return fail("attention.dropout_misplaced", f"{rate:.0%} of the attention weights were dropped, "
                     f"attn_drop = {p:.0%}: the dropout's rate is not the constructor's attn_drop")
-    return ok(name, f"{rate:.0%} of the attention weights dropped (attn_drop = {p}), the others divided by {1 - p}")
+    return ok(f"{rate:.0%} of the attention weights dropped (attn_drop = {p}), the others divided by {1 - p}")
 
 
 # ----------------------------------------------------------------------------- running the student's module
 
 def forward(state: dict, module: nn.Module, x: torch.Tensor, grad: bool = False):
     """``module(x)`` (its output when it returns (output, weights)), watched: an input or a
-    weight it changed in place is noted in ``state["moved"]``, labcore code it ran in ``used``."""
+    weight it changed in place is noted in ``state["moved"]``, labcore code it ran in ``reached``."""
     params = dict(call(module.named_parameters))
     before = snapshot(x, *params.values())
     try:
         with Watch("attention") as watch, torch.set_grad_enabled(grad):   # labcore's or torch's attention ran?
             out = call(module, x)
     finally:                                                              # even when it raised inside it
-        state["used"] += watch.ran
+        state["reached"] += watch.ran
     names = ["x", *(f"self.{n}" for n in params)]
     state["moved"] += [names[i] for i in changed(before, x, *params.values()) if names[i] not in state["moved"]]
     return out[0] if isinstance(out, tuple) and out else out
 
 
-def drain(state: dict, name: str) -> list:
+def drain(state: dict) -> list:
     """A mutates_input finding for what the calls since the last one changed in place."""
     new = state["moved"][state["reported"]:]
     state["reported"] = len(state["moved"])
     if not new:
         return []
-    return [fail(name, "attention.mutates_input", f"your forward changed {', '.join(new)} in place (x += ..., "
+    return [fail("attention.mutates_input", f"your forward changed {', '.join(new)} in place (x += ..., "
                  "x.mul_(...), an edit of .data): x and the weights must come out as they went in")]
 
 
-def type_finding(name: str, out, x: torch.Tensor):
+def type_finding(out, x: torch.Tensor):
     """None when ``out`` is a tensor of x's shape and dtype, else the finding that says what is off."""
     if not torch.is_tensor(out):
-        return fail(name, "attention.not_a_tensor", f"forward returned a {describe(out)}; labcore's transformer adds "
+        return fail("attention.not_a_tensor", f"forward returned a {describe(out)}; labcore's transformer adds "
                     f"it to x, so it needs a torch tensor {tuple(x.shape)} (or a tuple (output, weights))")
     if out.shape != x.shape:
-        return fail(name, "attention.shape", f"input {tuple(x.shape)}: expected output {tuple(x.shape)}, "
-                                             f"got {describe(out)}")
+        return fail("attention.shape", f"input {tuple(x.shape)}: expected output {tuple(x.shape)}, "
+                                       f"got {describe(out)}")
     if out.dtype != x.dtype:
-        return fail(name, "attention.dtype", f"input {describe(x)}: got output {describe(out)}; the next layer of "
-                                             "the transformer needs x's dtype (else 'mixed dtype' errors)")
+        return fail("attention.dtype", f"input {describe(x)}: got output {describe(out)}; the next layer of "
+                                       "the transformer needs x's dtype (else 'mixed dtype' errors)")
     return None
 
 
 def probe_gradient(state):
-    name = "gradients reach x and the weights"
     module = state["module"]
     if "x" in state["moved"]:
         return ["the gradients were not checked: your forward changes x in place"]
@@ -115,41 +114,41 @@ def probe_gradient(state):
     try:
         for p in params:
             p.grad = None
-        return _gradient_findings(name, state) + drain(state, name)
+        return _gradient_findings(state) + drain(state)
     finally:
         for p, g in zip(params, saved):
             p.grad = g
 
 
-def _gradient_findings(name: str, state: dict) -> list:
+def _gradient_findings(state: dict) -> list:
     module, x0 = state["module"], state["x"]
     x = x0.clone().requires_grad_(True)                                        # (B, N, dim)
     out = forward(state, module, x, grad=True)
-    if type_finding(name, out, x0) is not None:
+    if type_finding(out, x0) is not None:
         return []
     if not out.requires_grad:
-        return [fail(name, "attention.no_gradient", "the output has no gradient (grad_fn None)")]
+        return [fail("attention.no_gradient", "the output has no gradient (grad_fn None)")]
     r = torch.randn_like(out)                                                  # (B, N, dim)
     call((out * r).sum().backward)
     layers, proj = _weights.projections(module)
     named = {"x": x.grad}
     if state.get("exact"):   # a right output uses every layer: each must get its gradient
-        named.update({f"self.{n}.weight": l.weight.grad for n, l in zip(_layer_names(layers), layers)},
+        named.update({f"self.{n}.weight": layer.weight.grad for n, layer in zip(_layer_names(layers), layers)},
                      **{"the output projection's weight": proj.weight.grad})
     missing = [n for n, g in named.items() if g is None or not bool(g.abs().sum() > 0)]
     if missing:
-        return [fail(name, "attention.no_gradient", f"no gradient reaches {', '.join(missing)} (detached, "
-                                                    "computed under no_grad, through .data or through numpy)")]
+        return [fail("attention.no_gradient", f"no gradient reaches {', '.join(missing)} (detached, "
+                                              "computed under no_grad, through .data or through numpy)")]
     if not state.get("exact"):
-        return [ok(name)]
+        return [ok()]
     ref, xr = copy_into_torch_mha(module, state["heads"]), x0.clone().requires_grad_(True)
     (ref(xr, xr, xr, need_weights=False)[0] * r).sum().backward()
-    ours = [x.grad, torch.cat([l.weight.grad for l in layers]), proj.weight.grad]
+    ours = [x.grad, torch.cat([layer.weight.grad for layer in layers]), proj.weight.grad]
     theirs = [xr.grad, ref.in_proj_weight.grad, ref.out_proj.weight.grad]
     err = max((a - b).abs().max().item() for a, b in zip(ours, theirs))
     if err > 1e-4:
-        return [fail(name, "attention.no_gradient", f"gradients differ from torch's by {err:.2e}")]
-    return [ok(name, f"max gradient difference {err:.1e}")]
+        return [fail("attention.no_gradient", f"gradients differ from torch's by {err:.2e}")]
+    return [ok(f"max gradient difference {err:.1e}")]
 
 
 def _layer_names(layers) -> list[str]:
@@ -157,7 +156,6 @@ def _layer_names(layers) -> list[str]:
 
 
 def probe_train(state):
-    name = "dropout on the attention weights in training mode"
     if not state.get("exact") or state["p"] <= 0:
         return ["dropout in training mode not checked" + ("" if state.get("exact") else ": fix the output first")]
     module, d = state["module"], state["dim"] // state["heads"]
@@ -167,7 +165,7 @@ def probe_train(state):
         out = forward(state, module, x.clone())
     finally:
         call(module.eval)
-    bad = type_finding(name, out, x)
-    found = [bad] if bad is not None else [train_dropout_finding(name, x, out, state["layout"], state["heads"],
+    bad = type_finding(out, x)
+    found = [bad] if bad is not None else [train_dropout_finding(x, out, state["layout"], state["heads"],
                                                                   state["p"])]
-    return found + drain(state, name)
+    return found + drain(state)

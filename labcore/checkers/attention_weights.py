@@ -69,8 +69,8 @@ def projections(module: nn.Module, sizes: bool = True) -> tuple[list[nn.Linear],
 def layout(module: nn.Module) -> Layout:
     """The projections of ``module`` (``projections``), detached: a missing bias counts as zeros."""
     layers, out = projections(module)
-    weight = torch.cat([l.weight for l in layers]).detach()               # (3*dim, dim)
-    return Layout(weight, torch.cat([bias(l) for l in layers]).detach(), out)
+    weight = torch.cat([layer.weight for layer in layers]).detach()       # (3*dim, dim)
+    return Layout(weight, torch.cat([bias(layer) for layer in layers]).detach(), out)
 
 
 def copy_into_torch_mha(module: nn.Module, num_heads: int) -> nn.MultiheadAttention:

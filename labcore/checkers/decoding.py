@@ -15,7 +15,7 @@ the random stream (a correct step that draws its noise in another order, with
 ``torch.distributions``, or loops over images, passes):
 
 - whose code it is: a step that reaches labcore's decoding (``decode_step``, ``decode``,
-  ``masked_count_after_step``, ``wrong_steps``), in its code or while it runs, is
+  ``masked_count_after_step``, ``labcore.decoding_variants``), in its code or while it runs, is
   ``decode.uses_reference`` (``gumbel`` and ``uniform``, which the exercise offers, are fine);
 - three tensors of the input's shape, ids in the tokens' dtype, a bool mask; the caller's
   tokens, mask and m0 unchanged after every call;
@@ -42,10 +42,21 @@ import math
 import torch
 
 from labcore.checkers import decoding_laws as laws
+from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import FixedLogits
 from labcore.checkers.ownership import Watch
-from labcore.checkers.report import (CheckResult, call, changed, describe, fail, ok, record, run_probes, short,
-                                     snapshot)
+from labcore.checkers.report import (
+    CheckResult,
+    call,
+    changed,
+    describe,
+    fail,
+    ok,
+    run_probes,
+    short,
+    snapshot,
+    uses_reference,
+)
 from labcore.decoding import DecodingSettings, decode_step
 from labcore.schedules import gamma
 
@@ -96,7 +107,7 @@ def check_decode_step(step, seed: int = 0) -> CheckResult:
 
 def probe_decode_step(step, seed: int = 0) -> CheckResult:
     """The probes alone, without the test of whose code it is: for labcore's own steps (``decode_step``,
-    ``wrong_steps``), whose behaviour the tests pin down."""
+    ``labcore.decoding_variants``' classic mistakes), whose behaviour the tests pin down."""
     return _check(step, seed, own=False)
 
 
@@ -118,8 +129,8 @@ def _check(step, seed: int, own: bool) -> CheckResult:
     ], "decode.error", seed, lambda: state.update(_deterministic_cases()), own=step if own else None)
     if run.watch.ran:
         names = ", ".join(dict.fromkeys(run.watch.ran))
-        return CheckResult("check_decode_step", [fail("your own code, not labcore's solution", "decode.uses_reference",
-                                                      "your step ran " + names)], seconds=result.seconds)
+        return CheckResult("check_decode_step", [uses_reference("decode", "your step ran " + names)],
+                           seconds=result.seconds)
     return result
 
 
@@ -149,24 +160,22 @@ def _run_cases(run, state, schedule: str) -> list:
 
 
 def _probe_shape(run, state):
-    name = "returns (tokens, masked, filled): (B, N) ids, bool, ids"
     state["outs"] = outs = _run_cases(run, state, "cosine")
     shape, ids = tuple(state["tokens"].shape), state["tokens"].dtype
     for r, out in zip(RATIOS, outs):
         got = ", ".join(describe(t) for t in out) if isinstance(out, tuple) else describe(out)
         good = isinstance(out, tuple) and len(out) == 3 and all(torch.is_tensor(t) and t.shape == shape for t in out)
         if not good:
-            return fail(name, "decode.shape", f"ratio {r:.3f}, tokens {shape}: expected 3 tensors {shape}, got {got}")
+            return fail("decode.shape", f"ratio {r:.3f}, tokens {shape}: expected 3 tensors {shape}, got {got}")
         if (out[0].dtype, out[1].dtype, out[2].dtype) != (ids, torch.bool, ids):
-            return fail(name, "decode.dtype", f"ratio {r:.3f}: expected tokens {ids}, masked bool, filled {ids} "
-                                              f"(the input tokens' dtype), got {got}")
-    return ok(name)
+            return fail("decode.dtype", f"ratio {r:.3f}: expected tokens {ids}, masked bool, filled {ids} "
+                                        f"(the input tokens' dtype), got {got}")
+    return ok()
 
 
 def _probe_counts(run, state):
     """The counts under each schedule against the right rule, every count mistake and every
     fixed schedule; the first candidate that gives every count seen is named."""
-    name = "how many stay masked: floor(gamma(t/T) * M0), clamped"
     m0, rem = state["m0"], state["masked"].sum(1)
     got, candidates, fixed = {}, {}, {}
     for schedule in SCHEDULES:
@@ -177,11 +186,11 @@ def _probe_counts(run, state):
     table = _count_table(got, candidates)
     for i, (mistake, _) in enumerate(candidates["cosine"][0]):
         if all(torch.equal(g, c[i][1]) for s in SCHEDULES for g, c in zip(got[s], candidates[s])):
-            return ok(name) if mistake is None else fail(name, mistake, table)
+            return ok() if mistake is None else fail(mistake, table)
     for j, schedule in enumerate(laws.FIXED_SCHEDULES):
         if all(torch.equal(g, f[j][1]) for s in SCHEDULES for g, f in zip(got[s], fixed[s])):
-            return fail(name, "decode.ignores_schedule", f"the counts are {schedule}'s under every schedule\n{table}")
-    return fail(name, "decode.wrong_result", table)
+            return fail("decode.ignores_schedule", f"the counts are {schedule}'s under every schedule\n{table}")
+    return fail("decode.wrong_result", table)
 
 
 def _count_table(got, candidates) -> str:
@@ -195,31 +204,28 @@ def _count_table(got, candidates) -> str:
 
 
 def _probe_reset(state):
-    name = "tokens still masked hold the mask id K"
     for r, (tokens, masked, filled) in zip(RATIOS, state["outs"]):
         if not (tokens[masked] == K).all() or not torch.equal(tokens[~masked], filled[~masked]):
-            return fail(name, "decode.masked_not_reset", f"t/T = {r:.3f}, image 0: masked {short(masked[0].long())}"
-                                                         f"\n  tokens {short(tokens[0])}")
-    return ok(name)
+            return fail("decode.masked_not_reset", f"t/T = {r:.3f}, image 0: masked {short(masked[0].long())}"
+                                                   f"\n  tokens {short(tokens[0])}")
+    return ok()
 
 
 def _probe_exact(state):
-    name = "equals labcore's decode_step with both temperatures 0"
     for r, out, ref in zip(RATIOS, state["outs"], state["refs"]):
         for part, got, want in zip(("tokens", "masked", "filled"), out, ref):
             if not torch.equal(got, want):
                 b = int((got != want).any(1).nonzero()[0])
-                return fail(name, "decode.wrong_result", f"t/T = {r:.3f}, image {b}, {part}:\n"
+                return fail("decode.wrong_result", f"t/T = {r:.3f}, image {b}, {part}:\n"
                             f"  expected {short(want[b].long())}\n  got      {short(got[b].long())}")
-    return ok(name)
+    return ok()
 
 
 def _probe_inputs(run):
-    name = "the caller's tokens, masked and m0 are left unchanged"
     if run.mutated:
-        return fail(name, "decode.mutates_input", "\n".join(run.mutated) + "\n(an in-place operation: x[...] = ..., "
+        return fail("decode.mutates_input", "\n".join(run.mutated) + "\n(an in-place operation: x[...] = ..., "
                     "x.masked_fill_(...); decode's trace then shows the same mask at every step)")
-    return ok(name)
+    return ok()
 
 
 # ----------------------------------------------------------------------------- hand-made logits
@@ -235,21 +241,19 @@ def _log_probs(top, p_top: float, k: int = K) -> torch.Tensor:
 
 
 def _probe_mask_token(run):
-    name = "predicts codebook ids only, never the mask token K"
     masked = _masked_map([6, 6])
     tokens = torch.randint(0, K, (2, N)).masked_fill(masked, K)
     logits = torch.randn(2, N, K + 1)
     logits[..., K] = 10.0                                                              # the mask token wins argmax
     _, _, filled = run(logits, tokens, masked, torch.tensor([6, 6]), 0.5, settings_for())
     if (filled[masked] == K).any():
-        return fail(name, "decode.predicts_mask_token", f"the stub gives the mask token the highest logit: "
+        return fail("decode.predicts_mask_token", f"the stub gives the mask token the highest logit: "
                     f"filled {short(filled[0])}")
-    return ok(name)
+    return ok()
 
 
 def _probe_known(run):
     """Known tokens have near-flat logits (the least confident) whose argmax is another id."""
-    name = "known tokens are never re-masked or changed"
     masked = _masked_map([6, 6, 6, 6])                                                  # (4, N)
     tokens = torch.randint(0, K, (4, N)).masked_fill(masked, K)
     argmax = torch.where(masked, torch.randint(0, K, (4, N)), (tokens + 1) % K)        # (4, N) never a known token
@@ -258,22 +262,22 @@ def _probe_known(run):
     new_tokens, new_masked, filled = run(logits, tokens, masked, torch.tensor([6] * 4), 0.5,
                                               settings_for())
     known = ~masked
-    detail = f"image 0: known {short(known[0].long())}\n  tokens in  {short(tokens[0])}\n  tokens out {short(new_tokens[0])}"
+    detail = (f"image 0: known {short(known[0].long())}\n  tokens in  {short(tokens[0])}\n"
+              f"  tokens out {short(new_tokens[0])}")
     found = []
     if (new_masked & known).any():
-        found.append(fail(name, "decode.remasks_known", detail))
+        found.append(fail("decode.remasks_known", detail))
     # a known token re-masked holds K in tokens: judge it by the filled map alone
     changed = known & (((new_tokens != tokens) & ~new_masked) | (filled != tokens))
     if changed.any():
         to_argmax = ((new_tokens == argmax) | (filled == argmax))[changed].all()
-        found.append(fail(name, "decode.overwrites_known" if to_argmax else "decode.reencodes", detail))
-    return found or ok(name)
+        found.append(fail("decode.overwrites_known" if to_argmax else "decode.reencodes", detail))
+    return found or ok()
 
 
 def _probe_confidence(run):
     """All 16 masked, n = 8 stay masked: confidence rising with position (as log-probabilities),
     then with a raw-logit order opposite to the probability order."""
-    name = "keeps the most confident predictions (by probability)"
     masked, m0 = torch.ones(1, N, dtype=torch.bool), torch.tensor([N])
     tokens, top = torch.full((1, N), K), torch.randint(0, K, (1, N))
     settings = settings_for("linear")
@@ -281,23 +285,22 @@ def _probe_confidence(run):
     low_half = torch.arange(N)[None] < N // 2
     got = run(rising, tokens, masked, m0, 0.5, settings)[1]
     if torch.equal(got, ~low_half):
-        return fail(name, "decode.keeps_least_confident", f"confidence rises with position: expected masked "
+        return fail("decode.keeps_least_confident", f"confidence rises with position: expected masked "
                     f"{short(low_half.long())}, got {short(got.long())}")
     crowded = torch.full((1, N, K + 1), -5.0)   # first half: max logit 5.5 among 5's (p ~ 0.19); second: 3 (p ~ 1)
     crowded[0, : N // 2, :K] = 5.0
     crowded[0, torch.arange(N), top[0]] = torch.where(low_half[0], 5.5, 3.0) + 0.01 * torch.arange(N)
     got = run(crowded, tokens, masked, m0, 0.5, settings)[1]
     if torch.equal(got, ~low_half):
-        return fail(name, "decode.confidence_from_logits", f"first half: higher logits, lower probabilities; "
+        return fail("decode.confidence_from_logits", f"first half: higher logits, lower probabilities; "
                     f"expected masked {short(low_half.long())}, got {short(got.long())}")
-    return ok(name)
+    return ok()
 
 
 # ----------------------------------------------------------------------------- the noise
 
 def _probe_ties(run, state):
     """All 16 tokens masked with the same logits: only the noise decides which 8 stay masked."""
-    name = "the noise differs per token and per image"
     masked, tokens = torch.ones(4, N, dtype=torch.bool), torch.full((4, N), K)
     logits = _log_probs(torch.zeros(4, N, dtype=torch.long), 0.5)
     settings = settings_for("linear", choice_temperature=4.5)
@@ -308,14 +311,14 @@ def _probe_ties(run, state):
     detail = f"equal logits, 12 random streams: image 0 kept masked {short(runs[0][0].long())} ..."
     if across_streams and within_batch:
         state["shared"] = True
-        return fail(name, "decode.shared_gumbel", detail + " every time, in every image")
+        return fail("decode.shared_gumbel", detail + " every time, in every image")
     if within_batch:
-        return fail(name, "decode.noise_shared_across_batch", "equal logits: the 4 images of a batch keep the "
-                                                              "same positions masked")
+        return fail("decode.noise_shared_across_batch", "equal logits: the 4 images of a batch keep the "
+                                                        "same positions masked")
     if across_streams:
-        return [ok(name), "the same positions stay masked for every random stream: the noise ignores the "
-                          "generator and torch's seed (a fixed seed inside the step?)"]
-    return ok(name)
+        return [ok(), "the same positions stay masked for every random stream: the noise ignores the "
+                      "generator and torch's seed (a fixed seed inside the step?)"]
+    return ok()
 
 
 def _noise_run(run, ratio: float, tau: float, weak_counts, seed: int) -> list:
@@ -359,7 +362,6 @@ _NOISE_HYPOTHESES = [([], "log", "anneal"), (["decode.gumbel_on_probs"], "prob",
 
 
 def _probe_noise(run, state):
-    name = "the noise: Gumbel on log p, scale tau * (1 - t/T)"
     if state.get("shared"):
         return []  # no per-token noise: nothing to measure
     observed = [case for i, (r, tau, ms) in enumerate(NOISE_RUNS) for case in _noise_run(run, r, tau, ms, 200 + i)]
@@ -370,19 +372,19 @@ def _probe_noise(run, state):
                       f"the strong one decoded in {rate:.1%} of {n} images, expected {p:.1%}"
                       for (r, tau, m), (rate, n), p in zip([(r, tau, m) for r, tau, ms in NOISE_RUNS for m in ms],
                                                           observed, right))
-    table += "\n(one of the masked tokens is decoded; Gumbel noise: the strong one's odds are p^(1/s) / (m p_weak^(1/s)))"
+    table += ("\n(one of the masked tokens is decoded; Gumbel noise: the strong one's odds are "
+              "p^(1/s) / (m p_weak^(1/s)))")
     for ids, space, scale in _NOISE_HYPOTHESES:
         cases = _noise_cases(space, scale)
         if laws.chi2(observed, [laws.strong_rate(a, b, m, 1.0) for a, b, m, _ in cases]) < laws.CHI2_LIMIT:
-            return ok(name, table) if not ids else [fail(name, i, table) for i in ids]
+            return ok(table) if not ids else [fail(i, table) for i in ids]
     if laws.best_free_scale(observed, [(a, b, m, g) for a, b, m, g in _noise_cases("log", "none")]) < laws.CHI2_FREE:
-        return fail(name, "decode.noise_scale", table)
-    return fail(name, "decode.noise_law", table)
+        return fail("decode.noise_scale", table)
+    return fail("decode.noise_law", table)
 
 
 def _probe_sampling(run):
     """One masked token per image with p = (0.6, 0.3, 0.1) and t = 2: q = p^(1/2), normalised."""
-    name = "sample_temperature t > 0 samples softmax(logits / t)"
     B, p = SAMPLES, torch.tensor([0.6, 0.3, 0.1] + [1e-9] * (K - 3))
     masked = torch.zeros(B, N, dtype=torch.bool)
     masked[:, 0] = True
@@ -396,5 +398,5 @@ def _probe_sampling(run):
     detail = (f"p = (0.6, 0.3, 0.1), t = 2: expected ids 0, 1, 2 in {short((q[:3] * 100).round())} % of {B} "
               f"samples, got {short((freq * 100).round())} %")
     if all(abs(f - w) <= Z * math.sqrt(w * (1 - w) / B) + 0.02 for f, w in zip(freq.tolist(), q[:3].tolist())):
-        return ok(name, detail)
-    return fail(name, "decode.sample_temperature", detail)
+        return ok(detail)
+    return fail("decode.sample_temperature", detail)

@@ -57,9 +57,11 @@ def count_candidates(ratio: float, m0, remaining, g, n_tokens: int, total_iter: 
              ("decode.m0_not_per_image", dict(m0=m0.double().mean())),
              ("decode.count_batch_sum", dict(m0=m0.sum())), ("decode.count_batch_sum", dict(m0=remaining.sum())),
              ("decode.count_ratio", dict(r=min(ratio * T / (T - 1), 1.0))),
-             ("decode.count_ratio", dict(r=max(ratio - 1 / T, 0.0))), ("decode.count_ratio", dict(r=min(ratio + 1 / T, 1.0))),
+             ("decode.count_ratio", dict(r=max(ratio - 1 / T, 0.0))),
+             ("decode.count_ratio", dict(r=min(ratio + 1 / T, 1.0))),
              ("decode.count_ratio", dict(r=1 - ratio)),
-             ("decode.count_bounds", dict(bounds="none", last_zero=False)), ("decode.count_bounds", dict(bounds="none")),
+             ("decode.count_bounds", dict(bounds="none", last_zero=False)),
+             ("decode.count_bounds", dict(bounds="none")),
              ("decode.count_bounds", dict(last_zero=False)), ("decode.count_bounds", dict(bounds="upper")),
              ("decode.count_bounds", dict(bounds="lower")), ("decode.count_bounds", dict(bounds="remaining"))]
     out = []

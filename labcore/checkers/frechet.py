@@ -20,6 +20,7 @@ scalar, a 0-d array or tensor): labcore's notebook formats it and subtracts it f
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 
@@ -27,9 +28,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from labcore.checkers.report import call, describe, fail, ok, record, run_probes, snapshot, unchanged
-from labcore.fid import Stats
-from labcore.fid import frechet_distance as labcore_frechet
+from labcore.checkers.fallback import record
+from labcore.checkers.report import CheckResult, call, describe, fail, ok, run_probes, snapshot, unchanged
+from labcore.fid import Stats, frechet_distance as labcore_frechet
 
 NAMES = ("mu1", "sigma1", "mu2", "sigma2")
 _LEAVES = "leaves mu1, sigma1, mu2, sigma2 as they were"
@@ -86,7 +87,7 @@ def _singular(seed: int, n: int = 3, d: int = 6) -> tuple:
 
 
 def _cases() -> list[tuple[str, tuple]]:
-    """(name, (mu1, sigma1, mu2, sigma2)): three singular pairs (where the modulus of the complex
+    """(label, (mu1, sigma1, mu2, sigma2)): three singular pairs (where the modulus of the complex
     sqrtm is 44 %, 51 % and 19 % off, and float32 costs ~1e-3), diagonal, identical, full, swapped."""
     rng = np.random.default_rng(0)
     d = 6
@@ -103,30 +104,30 @@ def _cases() -> list[tuple[str, tuple]]:
             ("full, swapped", (mu2, full2, mu1, full1))]
 
 
-def check_frechet_distance(frechet_distance, seed: int = 0):
+def check_frechet_distance(frechet_distance, seed: int = 0) -> CheckResult:
     """Check ``frechet_distance(mu1, sigma1, mu2, sigma2)`` on small Gaussians (d = 6 and 10).
     ``str()`` of the result is the report."""
     state: dict = {"results": []}
     result = run_probes("check_frechet_distance", [
         ("returns one real number", lambda: _probe_type(frechet_distance, state)),
-        *[(name, lambda name=name, case=case: _probe_case(frechet_distance, name, case, state))
-          for name, case in _cases()],
+        *[(label, lambda case=case: _probe_case(frechet_distance, case, state)) for label, case in _cases()],
         ("keeps the inputs' float64 precision", lambda: _probe_precision(state)),
-        (_LEAVES, lambda: state.get("moved") or ok(_LEAVES)),
+        (_LEAVES, lambda: state.get("moved") or ok()),
     ], "frechet.error", seed, own=frechet_distance)
     return record("frechet_distance", frechet_distance, result)
 
 
 def _run(frechet_distance, case: tuple, state: dict):
     """The student's distance on copies of ``case``; the first change it made to one of them is
-    kept in ``state["moved"]`` (a ``frechet.mutates_input`` finding, reported by the last probe)."""
+    kept in ``state["moved"]`` (a ``frechet.mutates_input`` finding, labelled as the last probe that
+    reports it: the first probe reports it too when it fails, the others are then skipped)."""
     args = tuple(a.copy() for a in case)
     before = snapshot(*args)
     out = call(frechet_distance, *args)
     state["results"].append(out)
-    moved = unchanged(_LEAVES, "frechet.mutates_input", before, args, NAMES)
+    moved = unchanged("frechet.mutates_input", before, args, NAMES)
     if not moved.ok:
-        state.setdefault("moved", moved)
+        state.setdefault("moved", dataclasses.replace(moved, label=_LEAVES))
     return out
 
 
@@ -152,45 +153,43 @@ def _is_complex(out) -> bool:
 
 
 def _probe_type(frechet_distance, state):
-    name = "returns one real number"
     for seed in (0, 1, 2):   # singular covariances: sqrtm's result is complex for all three
         out = _run(frechet_distance, _singular(seed), state)
         case = f"covariances of 3 samples in d = 6 (singular, seed {seed}): "
         moved = [m for m in [state.get("moved")] if m]                # reported here too: the rest is skipped
         if _is_complex(out):
-            return [fail(name, "frechet.complex_result", f"{case}got {describe(out)}: {out!r}"), *moved]
+            return [fail("frechet.complex_result", f"{case}got {describe(out)}: {out!r}"), *moved]
         if _real_number(out) is None:
-            return [fail(name, "frechet.not_a_number", f"{case}got {describe(out)}: one real number is needed "
+            return [fail("frechet.not_a_number", f"{case}got {describe(out)}: one real number is needed "
                          "(float() of it), as labcore formats and subtracts it"), *moved]
-    return ok(name)
+    return ok()
 
 
-def _probe_case(frechet_distance, name, case, state):
+def _probe_case(frechet_distance, case, state):
     mu1, s1, mu2, s2 = case
     want = reference_frechet_distance(mu1, s1, mu2, s2)
     out = _run(frechet_distance, case, state)
     got = _real_number(out)
     if got is None:
-        return fail(name, "frechet.complex_result" if _is_complex(out) else "frechet.not_a_number",
+        return fail("frechet.complex_result" if _is_complex(out) else "frechet.not_a_number",
                     f"d = {len(mu1)}: got {describe(out)}")
     detail = f"d = {len(mu1)}: expected {want:.6f}, got {got:.6f}"
     if abs(got - want) <= 1e-5 * max(1.0, abs(want)):
-        return ok(name)
+        return ok()
     for mistake, value in _slips(mu1, s1, mu2, s2):
         if np.isfinite(value) and abs(got - value) <= 1e-5 * max(1.0, abs(value)) and abs(value - want) > 1e-4:
-            return fail(name, mistake, detail)
+            return fail(mistake, detail)
     if abs(got - want) <= 1e-3 * max(1.0, abs(want)) and not state.get("hinted"):
         state["hinted"] = True                                         # the hint once, on the first close case
         detail += ("\nclose, but not within 1e-5: compute in float64 (in float32 the square roots of the "
                    "near-zero eigenvalues of singular covariances cost ~1e-3)")
-    return fail(name, "frechet.wrong_value", detail)
+    return fail("frechet.wrong_value", detail)
 
 
 def _probe_precision(state):
     """Every result in float64 (or a Python number): a float32 one rounds FID's 2048 x 2048 sums."""
-    name = "keeps the inputs' float64 precision"
     for out in state["results"]:
         dtype = getattr(out, "dtype", None)
         if dtype is not None and str(dtype).replace("torch.", "") in ("float32", "float16", "bfloat16"):
-            return fail(name, "frechet.low_precision", f"got {describe(out)} from float64 inputs")
-    return ok(name)
+            return fail("frechet.low_precision", f"got {describe(out)} from float64 inputs")
+    return ok()

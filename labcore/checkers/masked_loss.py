@@ -17,10 +17,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labcore.checkers.fallback import record
 from labcore.checkers.masking import K
-from labcore.checkers.report import (CheckResult, call, describe, fail, ok, record, run_probes, snapshot,
-                                     unchanged)
 from labcore.checkers.ownership import Watch
+from labcore.checkers.report import (
+    CheckResult,
+    call,
+    describe,
+    fail,
+    ok,
+    run_probes,
+    snapshot,
+    unchanged,
+    uses_reference,
+)
 
 BL, NL = 3, 10                 # images, tokens per image: B, N and K + 1 = 9 all differ
 
@@ -65,7 +75,8 @@ def check_masked_loss(masked_loss, seed: int = 0) -> CheckResult:
         state.update(logits=logits, targets=targets, masked=masked, candidates=_candidates(targets, masked))
 
     probes = [("masked_loss returns a 0-d tensor with a gradient", lambda: _probe_type(masked_loss, state)),
-              ("logits, targets and masked are left unchanged", lambda: _probe_inputs(state)),
+              ("logits, targets and masked are left unchanged", lambda: unchanged(
+                  "masking.mutates_input", state["before"], state["given"], ("logits", "targets", "masked"))),
               ("loss.backward() runs once and reaches the logits", lambda: _probe_backward(state)),
               ("cross-entropy of the masked tokens, averaged over them", lambda: _probe_value(state))]
     result = run_probes("check_masked_loss", probes, "masking.error", seed, setup, own=masked_loss)
@@ -73,45 +84,37 @@ def check_masked_loss(masked_loss, seed: int = 0) -> CheckResult:
 
 
 def _probe_type(masked_loss, state):
-    name = "masked_loss returns a 0-d tensor with a gradient"
     leaf = state["logits"].clone().requires_grad_(True)                              # (B, N, K+1)
     given = (leaf * 1.0, state["targets"].clone(), state["masked"].clone())          # a model's output: not a leaf
     state.update(leaf=leaf, given=given, before=snapshot(*given))
     with Watch("masking") as watch:
         loss = call(masked_loss, *given)
     if watch.ran:
-        return fail("your own code, not labcore's solution", "masking.uses_reference",
-                    "your masked_loss runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
+        return uses_reference("masking", "your masked_loss runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
     state["loss"] = loss
     if not torch.is_tensor(loss):
         numeric = isinstance(loss, (numbers.Number, np.ndarray, np.generic))
-        return fail(name, "masking.loss_detached" if numeric else "masking.loss_not_scalar",
+        return fail("masking.loss_detached" if numeric else "masking.loss_not_scalar",
                     f"expected a 0-d tensor, got {describe(loss)}")
     if loss.dim() != 0:
-        return fail(name, "masking.loss_not_scalar", f"expected a 0-d tensor, got {describe(loss)}")
+        return fail("masking.loss_not_scalar", f"expected a 0-d tensor, got {describe(loss)}")
     if not loss.requires_grad:
-        return fail(name, "masking.loss_detached", "loss.requires_grad is False for logits that require grad")
-    return ok(name)
-
-
-def _probe_inputs(state):
-    return unchanged("logits, targets and masked are left unchanged", "masking.mutates_input", state["before"],
-                     state["given"], ("logits", "targets", "masked"))
+        return fail("masking.loss_detached", "loss.requires_grad is False for logits that require grad")
+    return ok()
 
 
 def _probe_backward(state):
-    name = "loss.backward() runs once and reaches the logits"
     try:
         state["loss"].backward()
     except Exception as err:  # noqa: BLE001 - the student's graph broke: an in-place edit, a second backward
-        return fail(name, "masking.loss_backward", f"loss.backward() raised {type(err).__name__}: "
-                                                   f"{str(err).splitlines()[0][:200]}")
+        return fail("masking.loss_backward", f"loss.backward() raised {type(err).__name__}: "
+                                             f"{str(err).splitlines()[0][:200]}")
     grad = state["leaf"].grad
     if grad is None or not bool(grad.ne(0).any()):
-        return fail(name, "masking.loss_detached", "loss.backward() gives the logits no gradient: the loss is not "
-                                                   "computed from them by torch operations")
+        return fail("masking.loss_detached", "loss.backward() gives the logits no gradient: the loss is not "
+                                             "computed from them by torch operations")
     state["grad"] = grad.detach().clone()                                            # (B, N, K+1)
-    return ok(name)
+    return ok()
 
 
 def _gradient(fn, logits: torch.Tensor) -> torch.Tensor:
@@ -121,30 +124,28 @@ def _gradient(fn, logits: torch.Tensor) -> torch.Tensor:
 
 
 def _probe_value(state):
-    name = "cross-entropy of the masked tokens, averaged over them"
     logits, masked, value = state["logits"], state["masked"], float(state["loss"].detach())
     with torch.no_grad():
         values = [(i, what, fn, float(fn(logits))) for i, what, fn in state["candidates"]]  # each candidate's value
     detail = (f"{int(masked.sum())} of {masked.numel()} tokens masked: expected {values[0][3]:.4f}, got {value:.4f}")
     match = next((c for c in values if abs(value - c[3]) <= 1e-4 * max(1.0, abs(c[3]))), None)
     if match is not None and match[0] is not None:
-        return fail(name, match[0], detail + f" ({match[1]})")
+        return fail(match[0], detail + f" ({match[1]})")
     grad = state.get("grad")
     if match is not None:
         if grad is None:
-            return ok(name, detail)
+            return ok(detail)
         want = _gradient(match[2], logits)                                           # (B, N, K+1)
         if torch.allclose(grad, want, rtol=1e-4, atol=1e-7):
-            return ok(name, detail)
+            return ok(detail)
         times = float((grad * want).sum() / (want * want).sum().clamp(min=1e-30))
-        return fail(name, "masking.loss_backward", f"the logits' gradient is {times:.2f} times the gradient of the "
-                                                   "loss returned" + (": backward() already ran inside masked_loss"
-                                                                      if abs(times - 2) < 1e-3 else ""))
+        return fail("masking.loss_backward", f"the logits' gradient is {times:.2f} times the gradient of the "
+                                             "loss returned" + (": backward() already ran inside masked_loss"
+                                                                if abs(times - 2) < 1e-3 else ""))
     if grad is not None:
         moves = grad.abs().sum(-1) > 0                                               # (B, N) which logits count
         if bool(moves[~masked].any() and moves[masked].any()):
-            return fail(name, "masking.loss_all_tokens",
-                        detail + "\n(the loss changes with the logits of known tokens)")
+            return fail("masking.loss_all_tokens", detail + "\n(the loss changes with the logits of known tokens)")
         if bool(moves[~masked].any()):
-            return fail(name, "masking.loss_on_known", detail + "\n(only the known tokens' logits count)")
-    return fail(name, "masking.loss_wrong", detail)
+            return fail("masking.loss_on_known", detail + "\n(only the known tokens' logits count)")
+    return fail("masking.loss_wrong", detail)

@@ -30,13 +30,12 @@ signatures (what a notebook runs when the student's do not pass yet).
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labcore.checkers.report import accepts, call, describe
 from labcore.checkers.ownership import Watch
+from labcore.checkers.report import accepts, call, describe
 from labcore.maskgit import mvtm_loss
 
 K, B, N = 8, 24, 37            # codebook size (mask id K), images, tokens per image: B != N
@@ -96,8 +95,6 @@ def reference_masked_loss(logits: torch.Tensor, targets: torch.Tensor, masked: t
     return F.cross_entropy(logits[masked].float(), targets[masked])
 
 
-
-
 # ----------------------------------------------------------------------------- mask_tokens
 
 def _run(mask_tokens, state, gamma_fn, seed: int | None):
@@ -116,7 +113,7 @@ def _run(mask_tokens, state, gamma_fn, seed: int | None):
         else:
             state["no_generator"] = True
             out = call(mask_tokens, tokens, K, gamma_fn)
-    state["reference"] = state.get("reference", []) + watch.ran
+    state["reached"] = state.get("reached", []) + watch.ran
     if not torch.equal(tokens, state["tokens"]) and "moved" not in state:
         moved = int((tokens != state["tokens"]).sum())
         state["moved"] = f"{moved} of the {tokens.numel()} tokens passed in were changed"

@@ -1,7 +1,7 @@
 """The one table of mistakes the checkers diagnose: stable id -> what is wrong, and the fix.
 
 An id is ``<exercise>.<mistake>``; the exercises are those of ``labcore.checkers``. Ids never
-change meaning (notebooks, grading and ``wrong_steps`` refer to them); a new mistake gets a
+change meaning (notebooks, grading and ``labcore.decoding_variants`` refer to them); a new mistake gets a
 new id. A *generic* id (marked ``generic=True``) is the fallback when no specific probe named the
 cause: the report then shows the smallest case with what was expected and what came back.
 """

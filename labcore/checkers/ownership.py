@@ -26,7 +26,8 @@ from pathlib import Path
 
 _LABCORE = str(Path(__file__).resolve().parents[1])
 # where code is not the student's: labcore, installed packages, the standard library
-_NOT_STUDENTS = (_LABCORE, *{str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+_NOT_STUDENTS = (_LABCORE, *{str(Path(sysconfig.get_paths()[k]).resolve())
+                              for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 # exercise -> dotted names of labcore's implementation of it (and what wraps that implementation)
 REFERENCES: dict[str, tuple[str, ...]] = {
@@ -45,7 +46,7 @@ REFERENCES: dict[str, tuple[str, ...]] = {
              "labcore.transformer.BidirectionalTransformer.param_groups", "labcore.maskgit.mvtm_loss"),
     "decode": ("labcore.decoding.decode_step", "labcore.decoding.decode", "labcore.maskgit.MaskGit.decode_tokens",
                "labcore.maskgit.MaskGit.inpaint", "labcore.decoding.masked_count_after_step",
-               "labcore.checkers.wrong_steps"),
+               "labcore.decoding_variants"),
     "frechet": ("labcore.fid.frechet_distance", "labcore.fid.pytorch_fid_distance", "labcore.fid.trace_sqrt_product",
                 "labcore.checkers.frechet.reference_frechet_distance",
                 "pytorch_fid.fid_score.calculate_frechet_distance"),

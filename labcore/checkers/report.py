@@ -1,18 +1,19 @@
 """What every checker returns (``CheckResult``: ``passed``, ``mistakes``, a printable report) and
 the small tools the checkers share (calling student code, an isolated random stream).
 
-A checker is a list of probes run in order. Each probe returns ``Finding``s: ok, or not ok with the
-id of the mistake it points to (``labcore.checkers.mistakes``) and the smallest case it saw. The
+A checker is a list of probes run in order, each given by its label (what it checks, in words)
+and a function. The function returns ``Finding``s, ``ok()`` or ``fail(mistake id, detail)`` (the
+id of the mistake it points to, ``labcore.checkers.mistakes``, and the smallest case it saw);
+``run_probes`` labels them with the probe's label, so that each label is written once. The
 first probe checks shapes and types; when it fails, nothing numerical is reported after it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import dataclasses
 import inspect
 import random
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,25 +26,34 @@ import torch
 from labcore.checkers.mistakes import MISTAKES
 from labcore.checkers.ownership import reaches
 
+OWN_CODE = "your own code, not labcore's solution"   # the label of every <exercise>.uses_reference finding
+
 
 @dataclass
 class Finding:
-    check: str                  # what was checked, in words
     ok: bool
     mistake: str | None = None  # an id of MISTAKES when not ok
     detail: str = ""            # the smallest case: expected vs got
+    label: str = ""             # what was checked, in words: the probe's label unless given (``run_probes``)
 
     def __post_init__(self):
         if self.mistake is not None and self.mistake not in MISTAKES:
             raise KeyError(f"unknown mistake id {self.mistake!r} (add it to labcore/checkers/mistakes.py)")
 
 
-def ok(check: str, detail: str = "") -> Finding:
-    return Finding(check, True, None, detail)
+def ok(detail: str = "", *, label: str = "") -> Finding:
+    """A passed check; ``label``: only when it is not the label of the probe that returns it."""
+    return Finding(True, None, detail, label)
 
 
-def fail(check: str, mistake: str, detail: str = "") -> Finding:
-    return Finding(check, False, mistake, detail)
+def fail(mistake: str, detail: str = "", *, label: str = "") -> Finding:
+    """A failed check naming ``mistake``; ``label``: only when it is not the probe's own."""
+    return Finding(False, mistake, detail, label)
+
+
+def uses_reference(exercise: str, detail: str) -> Finding:
+    """The finding of code that reaches labcore's own implementation of ``exercise``."""
+    return fail(f"{exercise}.uses_reference", detail, label=OWN_CODE)
 
 
 @dataclass
@@ -73,12 +83,13 @@ class CheckResult:
 
     def __str__(self) -> str:
         if self.not_done:
-            return f"{self.checker}: not done yet (your code still raises NotImplementedError): fill it in and run its cell again."
+            return (f"{self.checker}: not done yet (your code still raises NotImplementedError): fill it in and run "
+                    "its cell again.")
         failed = [f for f in self.findings if not f.ok]
         head = "PASS" if self.passed else f"FAIL ({len(self.mistakes)} mistake{'s' * (len(self.mistakes) != 1)})"
         lines = [f"{self.checker}: {head}  [{len(self.findings)} checks, {self.seconds:.2f} s]"]
         for f in self.findings:
-            lines.append(f"  {'ok  ' if f.ok else 'FAIL'}  {f.check}")
+            lines.append(f"  {'ok  ' if f.ok else 'FAIL'}  {f.label}")
             if f.detail:
                 lines += [f"        {line}" for line in f.detail.splitlines()]
         if failed:
@@ -134,12 +145,12 @@ def changed(before: list, *values) -> list[int]:
     return out
 
 
-def unchanged(check: str, mistake: str, before: list, values: tuple, names: tuple[str, ...]) -> "Finding":
+def unchanged(mistake: str, before: list, values: tuple, names: tuple[str, ...]) -> "Finding":
     """A finding: the inputs ``names`` (given as ``values``, copied in ``before``) were left as they were."""
     moved = changed(before, *values)
     if not moved:
-        return ok(check)
-    return fail(check, mistake, "your function changed its input " + ", ".join(names[i] for i in moved)
+        return ok()
+    return fail(mistake, "your function changed its input " + ", ".join(names[i] for i in moved)
                 + " (an in-place operation: x += ..., x[...] = ..., x.masked_fill_(...), x.mul_(...))")
 
 
@@ -168,19 +179,19 @@ Probe = Callable[[], "Finding | Iterable[Finding | str]"]
 
 def run_probes(checker: str, probes: list[tuple[str, Probe]], error_id: str, seed: int = 0,
                setup: Callable[[], None] | None = None, own=None) -> CheckResult:
-    """Run ``setup`` (the checker's fixed cases), then ``probes`` (name, function) in order, into a
+    """Run ``setup`` (the checker's fixed cases), then ``probes`` (label, function) in order, into a
     ``CheckResult``, all inside ``isolated_rng(seed)``. A probe returns findings (and strings:
-    notes for the report). The first probe checks shapes and types: when it fails the others are
-    skipped. Any exception in a probe (the student's code raised, or returned something the probe
-    could not use) is a finding with ``error_id``: a checker never shows a traceback of its own.
+    notes for the report); a finding without a label gets the probe's. The first probe checks
+    shapes and types: when it fails the others are skipped. Any exception in a probe (the
+    student's code raised, or returned something the probe could not use) is a finding with
+    ``error_id``: a checker never shows a traceback of its own.
     ``own``: the student's function or class; when it reaches labcore's implementation of the
     exercise (``ownership.reaches``) the result is ``<exercise>.uses_reference`` and nothing runs."""
     result, t0 = CheckResult(checker), time.perf_counter()
     exercise = error_id.split(".")[0]
-    used = [] if own is None else reaches(own, exercise)
-    if used:
-        result.findings.append(fail("your own code, not labcore's solution", f"{exercise}.uses_reference",
-                                    "your code reaches " + ", ".join(used)))
+    reached = [] if own is None else reaches(own, exercise)
+    if reached:
+        result.findings.append(uses_reference(exercise, "your code reaches " + ", ".join(reached)))
         result.seconds = time.perf_counter() - t0
         return result
     with isolated_rng(seed):
@@ -188,17 +199,10 @@ def run_probes(checker: str, probes: list[tuple[str, Probe]], error_id: str, see
             if setup is not None:
                 setup()
         except Exception as err:  # noqa: BLE001 - a setup that runs the student's code (their constructor)
-            result.findings.append(fail("sets up the check's cases", error_id, str(StudentError(err))))
+            result.findings.append(fail(error_id, str(StudentError(err)), label="sets up the check's cases"))
             probes = []
-        for i, (name, probe) in enumerate(probes):
-            try:
-                found = probe()
-            except StudentError as err:
-                found = fail(name, error_id, str(err))
-            except Exception as err:  # noqa: BLE001 - what the student's code returned broke the check itself
-                found = fail(name, error_id, str(StudentError(err)) + "\n(the check could not go on with what your "
-                             "code returned: look at its type, shape and dtype)")
-            found = [found] if isinstance(found, Finding) else list(found)
+        for i, (label, probe) in enumerate(probes):
+            found = _labelled(_run_probe(probe, error_id), label)
             result.findings += [f for f in found if isinstance(f, Finding)]
             result.notes += [f for f in found if isinstance(f, str)]
             if i == 0 and not all(f.ok for f in found if isinstance(f, Finding)):
@@ -206,6 +210,24 @@ def run_probes(checker: str, probes: list[tuple[str, Probe]], error_id: str, see
                 break
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _run_probe(probe: Probe, error_id: str):
+    """What ``probe()`` returns, or the ``error_id`` finding of what it raised."""
+    try:
+        return probe()
+    except StudentError as err:
+        return fail(error_id, str(err))
+    except Exception as err:  # noqa: BLE001 - what the student's code returned broke the check itself
+        return fail(error_id, str(StudentError(err)) + "\n(the check could not go on with what your "
+                    "code returned: look at its type, shape and dtype)")
+
+
+def _labelled(found, label: str) -> list:
+    """A probe's findings (one or several) and notes as a list, each finding labelled ``label``
+    unless it has a label of its own."""
+    found = [found] if isinstance(found, Finding) else list(found)
+    return [dataclasses.replace(f, label=f.label or label) if isinstance(f, Finding) else f for f in found]
 
 
 def short(t, n: int = 16) -> str:
@@ -232,70 +254,6 @@ def merge(checker: str, parts: list[CheckResult], notes: list[str] = ()) -> Chec
                        sum(p.seconds for p in parts))
 
 
-# name of an exercise's function or class -> labcore's piece with its signature (the fallback)
-REFERENCE_OF = {
-    "encode_to_z": "labcore.checkers.tokens.reference_encode_to_z",
-    "MultiHeadAttention": "labcore.attention.MultiHeadAttention",
-    "gamma_func": "labcore.schedules.gamma",
-    "mask_tokens": "labcore.checkers.masking.reference_mask_tokens",
-    "masked_loss": "labcore.checkers.masking.reference_masked_loss",
-    "configure_optimizers": "labcore.checkers.training.reference_configure_optimizers",
-    "train_one_epoch": "labcore.checkers.training.reference_train_one_epoch",
-    "decode_step": "labcore.decoding.decode_step",
-    "frechet_distance": "labcore.checkers.frechet.reference_frechet_distance",
-}
-_CHECKED: dict[str, tuple[object, CheckResult]] = {}   # name -> (what was checked, its result)
-
-
-def record(name: str, checked, result: CheckResult) -> CheckResult:
-    """Remember the latest check of the exercise piece ``name`` (a key of ``REFERENCE_OF``):
-    ``yours_or_reference(name)`` then picks what was checked, if it passed. Returns ``result``."""
-    _CHECKED[name] = (checked, result)
-    return result
-
-
-def last_check(name: str) -> CheckResult | None:
-    """The latest result recorded for ``name`` in this session (None when never checked)."""
-    return _CHECKED.get(name, (None, None))[1]
-
-
-def reference(name: str):
-    """labcore's piece for the exercise piece ``name`` (imported when asked for: the notebooks never
-    put it in the student's namespace)."""
-    module, _, attr = REFERENCE_OF[name].rpartition(".")
-    return getattr(importlib.import_module(module), attr)
-
-
-def yours_or_reference(result, yours=None, reference_piece=None, what: str | None = None):
-    """The student's piece when its check passed, else labcore's: a notebook goes on top to bottom
-    either way, and says in one line which one the rest of it runs.
-
-    ``yours_or_reference("decode_step")`` (the notebooks' form): the object that the latest check of
-    ``decode_step`` ran on, if that check passed, else labcore's reference (``REFERENCE_OF``). Each
-    piece falls back alone, and re-running cells in any order picks what the last check saw.
-    ``yours_or_reference(result, yours, reference, "what")``: the same with the pieces given."""
-    if isinstance(result, str):
-        name = what = result
-        if name not in REFERENCE_OF:
-            raise ValueError(f"yours_or_reference: unknown exercise piece {name!r}; one of {', '.join(REFERENCE_OF)}")
-        checked, result = _CHECKED.get(name, (None, None))
-        yours, reference_piece = checked, reference(name)
-        current = sys._getframe(1).f_globals.get(name)
-        if result is None:
-            print(f"{what}: not checked yet (run its check cell), so the rest of this notebook runs labcore's reference.")
-            return reference_piece
-        if result.passed and current is not None and current is not checked:
-            print(f"{what}: your cell was run again after its check: run the check cell too. Until then the rest "
-                  "of this notebook runs the version that passed.")
-            return yours
-    if result.passed:
-        print(f"{what}: yours passed its check, so the rest of this notebook runs YOUR code.")
-        return yours
-    why = "not done yet" if result.not_done else "its check failed (see the report above)"
-    print(f"{what}: {why}, so the rest of this notebook runs labcore's reference.")
-    return reference_piece
-
-
 def accepts(fn, *args, **kwargs) -> bool:
     """Whether ``fn(*args, **kwargs)`` binds to fn's signature (True when it has none to read)."""
     try:
@@ -307,8 +265,8 @@ def accepts(fn, *args, **kwargs) -> bool:
     return True
 
 
-def check_pair(checker: str, first: tuple[str, Callable | None, Callable], second: tuple[str, Callable | None, Callable],
-               seed: int) -> CheckResult:
+def check_pair(checker: str, first: tuple[str, Callable | None, Callable],
+               second: tuple[str, Callable | None, Callable], seed: int) -> CheckResult:
     """An exercise of two functions, either or both given: ``first`` / ``second`` are (name, the
     student's function or None, its check(fn, seed)); one merged result, a note per function left out."""
     given = [(name, fn, check) for name, fn, check in (first, second) if fn is not None]

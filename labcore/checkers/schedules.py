@@ -19,20 +19,33 @@ time, which the static walk of ``ownership.reaches`` cannot see); the masking ch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
+from labcore.checkers.fallback import record
 from labcore.checkers.ownership import Watch
-from labcore.checkers.report import (CheckResult, StudentError, call, describe, fail, ok, record, run_probes,
-                                     snapshot, unchanged)
+from labcore.checkers.report import (
+    CheckResult,
+    StudentError,
+    call,
+    describe,
+    fail,
+    ok,
+    run_probes,
+    snapshot,
+    unchanged,
+    uses_reference,
+)
 from labcore.schedules import gamma
 
 MODES = ("linear", "cosine", "square")
 POINTS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 UNKNOWN = ("cosinus", "quadratic", "")                     # names no schedule may answer to
 REFUSALS = (ValueError, NotImplementedError, LookupError, AssertionError)
+TYPES = "a function, a number for a float r, a tensor of r's shape for a tensor r"   # what the first probe checks
 
 # per mode, (mistake id, formula) for the classic slips, most specific first
 _SLIPS = {
@@ -60,8 +73,7 @@ def check_gamma(gamma_func, seed: int = 0) -> CheckResult:
     tensor of ratios, the values at r = 0, 0.1, ..., 1, an unknown mode refused. ``str()`` of the
     result is the report."""
     schedules: dict = {}
-    probes = [("each mode: a function, a number for a float r, a tensor of r's shape for a tensor r",
-               lambda: _probe_types(gamma_func, schedules))]
+    probes = [(f"each mode: {TYPES}", lambda: _probe_types(gamma_func, schedules))]
     probes += [(f"{mode}: the closed form at r = 0 ... 1", lambda mode=mode: _probe_values(mode, schedules))
                for mode in MODES]
     probes += [("a tensor of ratios gives what floats give", lambda: _probe_tensor(schedules)),
@@ -77,34 +89,33 @@ def _probe_types(gamma_func, schedules):
         for mode in MODES:
             found.append(_types_of(gamma_func, mode, schedules))
     if watch.ran:
-        return fail("your own code, not labcore's solution", "gamma.uses_reference",
-                    "your schedule runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
-    return found
+        return uses_reference("gamma", "your schedule runs labcore's " + ", ".join(dict.fromkeys(watch.ran)))
+    return [dataclasses.replace(f, label=f"{mode}: {TYPES}") for mode, f in zip(MODES, found)]
 
 
 def _types_of(gamma_func, mode, schedules):
-    name = f"{mode}: a function, a number for a float r, a tensor of r's shape for a tensor r"
+    """The finding of one mode's types (labelled by ``_probe_types``)."""
     fn = call(gamma_func, mode)
     if not callable(fn):
-        return fail(name, "gamma.not_callable", f"gamma_func({mode!r}) returned {describe(fn)}")
+        return fail("gamma.not_callable", f"gamma_func({mode!r}) returned {describe(fn)}")
     value = call(fn, 0.5)
     if _number(value) is None:
-        return fail(name, "gamma.not_a_number", f"gamma_func({mode!r})(0.5) returned {describe(value)}: decoding "
-                                                "multiplies it with a tensor (a float or a 0-d tensor works)")
+        return fail("gamma.not_a_number", f"gamma_func({mode!r})(0.5) returned {describe(value)}: decoding "
+                                          "multiplies it with a tensor (a float or a 0-d tensor works)")
     for r in (torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), torch.rand(5), torch.tensor([0.3])):  # (3,) (5,) (1,)
         before = snapshot(r)
         try:
             out = call(fn, r)
         except StudentError as err:
-            return fail(name, "gamma.no_tensor_input", f"gamma_func({mode!r})(a tensor {describe(r)}) raised {err}")
-        moved = unchanged(name, "gamma.mutates_input", before, (r,), ("r",))
+            return fail("gamma.no_tensor_input", f"gamma_func({mode!r})(a tensor {describe(r)}) raised {err}")
+        moved = unchanged("gamma.mutates_input", before, (r,), ("r",))
         if not moved.ok:
             return moved
         wrong = _tensor_kind(mode, r, out)
         if wrong is not None:
-            return fail(name, *wrong)
+            return fail(*wrong)
     schedules[mode] = fn
-    return ok(name)
+    return ok()
 
 
 def _tensor_kind(mode, r, out):
@@ -127,29 +138,27 @@ def _table(fn, want) -> str:
 
 
 def _probe_values(mode, schedules):
-    name = f"{mode}: the closed form at r = 0 ... 1"
     fn, ref = schedules[mode], gamma(mode)
     got = [_number(call(fn, r)) for r in POINTS]
     want = [ref(r) for r in POINTS]
     if None not in got and all(abs(g - w) <= 1e-6 for g, w in zip(got, want)):
-        return ok(name)
+        return ok()
     detail = _table(fn, want)
     if None in got:
-        return fail(name, "gamma.not_a_number", detail)
+        return fail("gamma.not_a_number", detail)
     slips = _SLIPS.get(mode, []) + [("gamma.wrong_mode", gamma(m)) for m in MODES if m != mode]
     slips += [("gamma.reversed", lambda r: ref(1 - r)), ("gamma.reversed", lambda r: 1 - ref(r))]
     for mistake, formula in slips:
         if all(abs(g - formula(r)) <= 1e-6 for g, r in zip(got, POINTS)):
-            return fail(name, mistake, detail)
+            return fail(mistake, detail)
     if got[0] < got[-1]:
-        return fail(name, "gamma.reversed", detail)
-    return fail(name, "gamma.wrong_values", detail)
+        return fail("gamma.reversed", detail)
+    return fail("gamma.wrong_values", detail)
 
 
 def _probe_tensor(schedules):
     """The schedule on a tensor of ratios gives what it gives one float at a time (right or wrong:
     wrong values are the value probes' finding, not this one's), in float64 and in float32."""
-    name = "a tensor of ratios gives what floats give"
     for mode, fn in schedules.items():
         for points in (POINTS, (0.6, 0.05, 0.45, 0.3)):                      # the second: unsorted, max below 1
             floats = torch.tensor([_number(call(fn, r)) for r in points], dtype=torch.float64)  # (P,)
@@ -157,28 +166,27 @@ def _probe_tensor(schedules):
                 r = torch.tensor(points, dtype=dtype)                                          # (P,)
                 before = snapshot(r)
                 got = call(fn, r)                                                              # (P,)
-                moved = unchanged(name, "gamma.mutates_input", before, (r,), ("r",))
+                moved = unchanged("gamma.mutates_input", before, (r,), ("r",))
                 if not moved.ok:
                     return moved
                 got = torch.as_tensor(got).double()                                            # (P,)
                 if (got - floats).abs().max() > tol:
-                    return fail(name, "gamma.no_tensor_input",
+                    return fail("gamma.no_tensor_input",
                                 f"{mode}, r a {dtype} tensor of {list(points)}: expected "
                                 f"{[round(v, 4) for v in floats.tolist()]} (what floats give), "
                                 f"got {[round(v, 4) for v in got.tolist()]}")
-    return ok(name)
+    return ok()
 
 
 def _probe_unknown(gamma_func):
-    name = "an unknown mode is refused (raises)"
     for mode in UNKNOWN:
         try:
             fn = gamma_func(mode)
         except REFUSALS:
             continue
         except Exception as err:  # noqa: BLE001 - a slip in the refusal itself (NameError, AttributeError, ...)
-            return fail(name, "gamma.unknown_mode", f"gamma_func({mode!r}) raised {StudentError(err)}, a slip "
-                                                    "rather than a refusal (expected ValueError)")
+            return fail("gamma.unknown_mode", f"gamma_func({mode!r}) raised {StudentError(err)}, a slip "
+                                              "rather than a refusal (expected ValueError)")
         what = "a schedule" if callable(fn) else describe(fn)
-        return fail(name, "gamma.unknown_mode", f"gamma_func({mode!r}) returned {what} instead of raising")
-    return ok(name)
+        return fail("gamma.unknown_mode", f"gamma_func({mode!r}) returned {what} instead of raising")
+    return ok()

@@ -22,13 +22,15 @@ passes (``yours_or_reference``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 
 import torch
 
+from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import tiny_vqgan
 from labcore.checkers.ownership import Tripwire
-from labcore.checkers.report import CheckResult, call, describe, fail, ok, record, run_probes, unchanged
+from labcore.checkers.report import CheckResult, call, describe, fail, ok, run_probes, unchanged, uses_reference
 
 _LEAVES = "leaves the images and the VQGAN as they were"
 
@@ -59,7 +61,7 @@ def check_encode_to_z(encode_to_z, seed: int = 0) -> CheckResult:
         ("the VQGAN's nearest-codebook ids, row by row", lambda: _probe_ids(state)),
         ("one image alone gives the same ids", lambda: _probe_again(encode_to_z, state, "alone")),
         ("two other images give their own ids", lambda: _probe_again(encode_to_z, state, "others")),
-        (_LEAVES, lambda: state.get("moved") or ok(_LEAVES)),
+        (_LEAVES, lambda: state.get("moved") or ok()),
     ], "encode.error", seed, setup, own=encode_to_z)
     if result.mistakes == ["encode.uses_reference"]:   # caught by the spy in the first probe: no type to fix
         result.notes = [n for n in result.notes if not n.startswith("the other checks were skipped")]
@@ -69,7 +71,7 @@ def check_encode_to_z(encode_to_z, seed: int = 0) -> CheckResult:
 @functools.lru_cache(maxsize=4)
 def _tiny_vqgan(seed: int):
     """The check's VQGAN, built once per seed (0.1 s); each check runs on a copy of it."""
-    return tiny_vqgan(K=32, seed=seed)
+    return tiny_vqgan(K=32, seed=seed, spread_codebook=True)
 
 
 @torch.no_grad()
@@ -86,18 +88,19 @@ def _expected(vqgan, images: torch.Tensor) -> dict:
 def _encode(encode_to_z, state: dict, images: torch.Tensor) -> tuple:
     """The student's ids for ``images``, on copies of the images and of the VQGAN, and a
     ``encode.uses_reference`` finding when it called the VQGAN's ``encode_to_indices``. A change to
-    either copy is kept in ``state["moved"]`` (the first one; reported by the last probe)."""
+    either copy is kept in ``state["moved"]`` (the first one), labelled as the last probe that
+    reports it (the first probe reports it too when it fails: the others are then skipped)."""
     vqgan, x = copy.deepcopy(state["vqgan"]), images.clone()
     with torch.no_grad():
         out = call(encode_to_z, vqgan, x)
-    found = [fail("your own code, not labcore's solution", "encode.uses_reference", "your code calls "
-                  "vqgan.encode_to_indices, the VQGAN's own answer to this exercise")] if state["spy"].tripped else []
-    moved = unchanged(_LEAVES, "encode.mutates_input", [images], [x], ("images",))
+    found = [uses_reference("encode", "your code calls vqgan.encode_to_indices, the VQGAN's own answer to this "
+                                      "exercise")] if state["spy"].tripped else []
+    moved = unchanged("encode.mutates_input", [images], [x], ("images",))
     if moved.ok and not _same_model(state["vqgan"], vqgan):
-        moved = fail(_LEAVES, "encode.mutates_input", "your function changed the VQGAN it was given (its weights, "
+        moved = fail("encode.mutates_input", "your function changed the VQGAN it was given (its weights, "
                      "dtype, layers or train/eval mode)")
     if not moved.ok:
-        state.setdefault("moved", moved)
+        state.setdefault("moved", dataclasses.replace(moved, label=_LEAVES))
     return out, found
 
 
@@ -108,31 +111,30 @@ def _same_model(original, used) -> bool:
         all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
 
 
-def _type_shape(name: str, out, state: dict, batch: int):
+def _type_shape(out, state: dict, batch: int):
     """None when ``out`` is a (batch, 256) long tensor, else the finding that names what it is."""
     want = f"expected tensor ({batch}, 256) int64, got {describe(out)}"
     if isinstance(out, (tuple, list)) and any(torch.is_tensor(o) and (o.is_floating_point() or o.dim() == 0)
                                               for o in out):
-        return fail(name, "encode.returns_tuple", want)                  # (z_q, ids, loss) or (z_q, ids)
+        return fail("encode.returns_tuple", want)                  # (z_q, ids, loss) or (z_q, ids)
     if not torch.is_tensor(out):
-        return fail(name, "encode.not_a_tensor", want)                   # list, array, number, None
+        return fail("encode.not_a_tensor", want)                   # list, array, number, None
     if out.is_floating_point() and out.numel() == state["z_q_numel"] * batch // len(state["images"]):
-        return fail(name, "encode.returns_vectors", want)                # D floats per token, in any layout
+        return fail("encode.returns_vectors", want)                # D floats per token, in any layout
     if out.dtype != torch.long:
-        return fail(name, "encode.dtype", want)
+        return fail("encode.dtype", want)
     if out.shape != (batch, state["ids"][0].numel()):
-        return fail(name, "encode.shape", want)
+        return fail("encode.shape", want)
     return None
 
 
 def _probe_shape(encode_to_z, state):
-    name = "returns (B, 256) long token ids"
     out, found = _encode(encode_to_z, state, state["images"])
     if found:
         return found                                                      # uses_reference: nothing else is theirs
-    wrong = _type_shape(name, out, state, len(state["images"]))
+    wrong = _type_shape(out, state, len(state["images"]))
     state["out"] = out
-    return ok(name) if wrong is None else [wrong, *[m for m in [state.get("moved")] if m]]
+    return ok() if wrong is None else [wrong, *[m for m in [state.get("moved")] if m]]
 
 
 def _first_difference(got: torch.Tensor, want: torch.Tensor) -> str:
@@ -141,31 +143,30 @@ def _first_difference(got: torch.Tensor, want: torch.Tensor) -> str:
             f"expected {want[tuple(i)].item()}, got {got[tuple(i)].item()}")
 
 
-def _diagnose(name: str, out: torch.Tensor, ids: torch.Tensor, skipped: torch.Tensor | None, where: str = ""):
+def _diagnose(out: torch.Tensor, ids: torch.Tensor, skipped: torch.Tensor | None, where: str = ""):
     """ok when ``out`` (B, 256) equals ``ids`` (B, 16, 16) row by row, else the closest mistake."""
     want = ids.flatten(1)                                                 # (B, 256)
     if torch.equal(out, want):
-        return ok(name)
+        return ok()
     detail = where + _first_difference(out, want)
     if torch.equal(out, ids.transpose(1, 2).flatten(1)):
-        return fail(name, "encode.transposed", detail)
+        return fail("encode.transposed", detail)
     if skipped is not None and torch.equal(out, skipped.flatten(1)):
-        return fail(name, "encode.skips_quant_conv", detail)
+        return fail("encode.skips_quant_conv", detail)
     if torch.equal(out.sort(1).values, want.sort(1).values):
-        return fail(name, "encode.wrong_order", detail + "\n(each image's ids are right, in another order)")
+        return fail("encode.wrong_order", detail + "\n(each image's ids are right, in another order)")
     if torch.equal(out.flatten().sort().values, want.flatten().sort().values):
-        return fail(name, "encode.mixes_images", detail + "\n(the batch's ids are right, but spread over other images)")
-    return fail(name, "encode.wrong_ids", detail)
+        return fail("encode.mixes_images", detail + "\n(the batch's ids are right, but spread over other images)")
+    return fail("encode.wrong_ids", detail)
 
 
 def _probe_ids(state):
-    return _diagnose("the VQGAN's nearest-codebook ids, row by row", state["out"], state["ids"], state["skipped"])
+    return _diagnose(state["out"], state["ids"], state["skipped"])
 
 
 def _probe_again(encode_to_z, state, which: str):
     """The second image alone (a batch of one: a hard-coded B, or ids that depend on the rest of the
     batch, show), or two other images, a batch of the same shape (a cached answer shows)."""
-    name = "one image alone gives the same ids" if which == "alone" else "two other images give their own ids"
     images = state["images"][1:] if which == "alone" else state["others"]  # (1, 3, 64, 64) or (2, 3, 64, 64)
     expected = {"ids": state["ids"][1:], "skipped": state["skipped"][1:]} if which == "alone" else \
         _expected(state["vqgan"], images)
@@ -173,8 +174,8 @@ def _probe_again(encode_to_z, state, which: str):
     if found:
         return found
     where = "images[1:] (one image): " if which == "alone" else "two other images: "
-    wrong = _type_shape(name, out, state, len(images))
+    wrong = _type_shape(out, state, len(images))
     if wrong is not None:
         wrong.detail = where + wrong.detail
         return wrong
-    return _diagnose(name, out, expected["ids"], expected["skipped"], where)
+    return _diagnose(out, expected["ids"], expected["skipped"], where)

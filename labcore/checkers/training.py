@@ -28,9 +28,21 @@ from __future__ import annotations
 
 import torch
 
+from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import tiny_transformer
-from labcore.checkers.report import CheckResult, accepts, call, changed, check_pair, describe, fail, ok, record, \
-    run_probes, snapshot
+from labcore.checkers.report import (
+    CheckResult,
+    accepts,
+    call,
+    changed,
+    check_pair,
+    describe,
+    fail,
+    ok,
+    run_probes,
+    snapshot,
+    uses_reference,
+)
 from labcore.checkers.training_epoch import check_train_one_epoch
 from labcore.maskgit import mvtm_loss
 from labcore.transformer import BidirectionalTransformer
@@ -93,7 +105,7 @@ def check_configure_optimizers(configure_optimizers, seed: int = 0) -> CheckResu
     state: dict = {}
 
     def setup():
-        model = tiny_transformer(K, N, seed, output_bias_std=1.0)    # no parameter all zeros
+        model = tiny_transformer(K, N, seed, output_bias_std=1.0)  # no parameter all zeros
         model.__class__ = WatchedTransformer                       # same weights; param_groups now records
         model.answer_calls = []
         state.update(model=model, weights=snapshot(*model.parameters()),
@@ -110,7 +122,6 @@ def check_configure_optimizers(configure_optimizers, seed: int = 0) -> CheckResu
 
 
 def _probe_optimizer(configure_optimizers, state):
-    name = "returns a torch.optim optimizer"
     model = state["model"]
     if accepts(configure_optimizers, model, LR, WEIGHT_DECAY, betas=BETAS):
         state["betas"] = BETAS
@@ -120,35 +131,32 @@ def _probe_optimizer(configure_optimizers, state):
         opt = call(configure_optimizers, model, LR, WEIGHT_DECAY)
     state["opt"] = opt
     if model.answer_calls:
-        return fail("your own code, not labcore's solution", "loop.uses_reference",
-                    "your code calls " + ", ".join(dict.fromkeys(model.answer_calls)))
+        return uses_reference("loop", "your code calls " + ", ".join(dict.fromkeys(model.answer_calls)))
     if not isinstance(opt, torch.optim.Optimizer):
-        return fail(name, "loop.not_an_optimizer", f"got {describe(opt)}")
-    return ok(name)
+        return fail("loop.not_an_optimizer", f"got {describe(opt)}")
+    return ok()
 
 
 def _probe_model_unchanged(state):
-    name = "leaves the model's weights as they were"
     params = dict(state["model"].named_parameters())
     moved = [list(params)[i] for i in changed(state["weights"], *params.values())]
     moved += [n for (n, p), was in zip(params.items(), state["trainable"]) if p.requires_grad != was]
     if moved:
-        return fail(name, "loop.mutates_input", "your function changed the model's parameters (values or "
+        return fail("loop.mutates_input", "your function changed the model's parameters (values or "
                     f"requires_grad): {', '.join(dict.fromkeys(moved))}")
-    return ok(name)
+    return ok()
 
 
 def _probe_class(state):
-    name = "AdamW (Adam with the decay beside the step)"
     opt = state["opt"]
     adamw = isinstance(opt, torch.optim.AdamW)
     decoupled = all(g.get("decoupled_weight_decay", adamw) for g in opt.param_groups)
     if isinstance(opt, torch.optim.Adam) and decoupled:
-        return ok(name)
+        return ok()
     if isinstance(opt, torch.optim.Adam) and any(g.get("weight_decay", 0) for g in opt.param_groups):
-        return fail(name, "loop.adam_l2", f"{type(opt).__name__} with weight_decay > 0 and no decoupled decay")
+        return fail("loop.adam_l2", f"{type(opt).__name__} with weight_decay > 0 and no decoupled decay")
     plain_adam = " without decoupled weight decay" if isinstance(opt, torch.optim.Adam) else ""
-    return fail(name, "loop.not_adamw", f"got {type(opt).__module__}.{type(opt).__name__}{plain_adam}")
+    return fail("loop.not_adamw", f"got {type(opt).__module__}.{type(opt).__name__}{plain_adam}")
 
 
 def _listed(names: list[str]) -> str:
@@ -156,39 +164,37 @@ def _listed(names: list[str]) -> str:
 
 
 def _probe_groups(state):
-    name = "every parameter in one group, decay on the weight matrices only"
     model, opt = state["model"], state["opt"]
     decayed = {id(p) for p in BidirectionalTransformer.param_groups(model, WEIGHT_DECAY)[0]["params"]}  # the answer
     where = {id(p): g for g in opt.param_groups for p in g["params"]}
     names = dict(model.named_parameters())
     missing = [n for n, p in names.items() if id(p) not in where]
     if missing:
-        return fail(name, "loop.params_missing", f"not in any group: {_listed(missing)}")
+        return fail("loop.params_missing", f"not in any group: {_listed(missing)}")
     wd = {n: where[id(p)].get("weight_decay", 0.0) for n, p in names.items()}
     extra = [n for n, p in names.items() if id(p) not in decayed and wd[n] != 0]
     lacking = [n for n, p in names.items() if id(p) in decayed and wd[n] == 0]
     found = []
     if extra:
-        found.append(fail(name, "loop.decay_on_norms_biases_embeddings", f"decayed: {_listed(extra)}"))
+        found.append(fail("loop.decay_on_norms_biases_embeddings", f"decayed: {_listed(extra)}"))
     if lacking:
-        found.append(fail(name, "loop.no_weight_decay", f"not decayed: {_listed(lacking)}"))
-    return found or ok(name)
+        found.append(fail("loop.no_weight_decay", f"not decayed: {_listed(lacking)}"))
+    return found or ok()
 
 
 def _probe_settings(state):
-    name = "the lr, betas and weight decay it is given"
     groups, betas = state["opt"].param_groups, state["betas"]
     found = []
     lrs = sorted({float(g.get("lr", float("nan"))) for g in groups if float(g.get("lr", float("nan"))) != LR})
     if lrs:
-        found.append(fail(name, "loop.lr_ignored", f"called with lr={LR}; the groups have lr {lrs}"))
+        found.append(fail("loop.lr_ignored", f"called with lr={LR}; the groups have lr {lrs}"))
     got = sorted({tuple(float(b) for b in g["betas"]) for g in groups if "betas" in g} - {betas})
     if got:
-        found.append(fail(name, "loop.betas_ignored", f"called with betas={betas}; the groups have betas {got}"))
+        found.append(fail("loop.betas_ignored", f"called with betas={betas}; the groups have betas {got}"))
     other = sorted({f"weight_decay {float(g.get('weight_decay', 0))}" for g in groups
                     if float(g.get("weight_decay", 0)) not in (0.0, WEIGHT_DECAY)} |
                    {"maximize=True" for g in groups if g.get("maximize")})
     if other:
-        found.append(fail(name, "loop.optimizer_settings", f"called with weight_decay={WEIGHT_DECAY}; the groups "
-                                                            f"have {', '.join(other)}"))
-    return found or ok(name)
+        found.append(fail("loop.optimizer_settings", f"called with weight_decay={WEIGHT_DECAY}; the groups "
+                                                      f"have {', '.join(other)}"))
+    return found or ok()

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import tiny_transformer
-from labcore.checkers.report import CheckResult, call, changed, describe, fail, ok, record, run_probes, snapshot, \
-    unchanged
+from labcore.checkers.report import CheckResult, call, changed, describe, fail, ok, run_probes, snapshot, unchanged
 from labcore.schedules import gamma
 
 K, N = 8, 16                   # the tiny transformer: K codes (mask id K), N tokens
@@ -127,44 +127,41 @@ def _record_forward(state, module, args, kwargs, out):
 
 
 def _probe_run(train_one_epoch, state):
-    name = "runs and returns the mean loss (a Python float)"
     model = state["model"].eval()                                   # as after a validation pass
     opt = state["opt"] = SpyOptimizer(model.parameters(), lambda: (len(state["forwards"]), len(state["used"])))
     out = call(train_one_epoch, model, state["loader"], opt, K, state["gamma"])
     state["returned"] = out
     if torch.is_tensor(out) and out.requires_grad:
-        return fail(name, "loop.keeps_graph", f"returned {describe(out)} with requires_grad=True")
+        return fail("loop.keeps_graph", f"returned {describe(out)} with requires_grad=True")
     if isinstance(out, (bool, np.ndarray)) or not isinstance(out, numbers.Real):     # float, int, numpy floats
-        return fail(name, "loop.not_a_float", f"expected a Python float, got {describe(out)}")
-    return ok(name)
+        return fail("loop.not_a_float", f"expected a Python float, got {describe(out)}")
+    return ok()
 
 
 def _probe_batches(state):
     batches = state["loader"].batches
-    return unchanged("leaves the loader's batches as they were", "loop.mutates_input", state["tokens"],
-                     tuple(batches), tuple(f"the loader's batch {i}" for i in range(len(batches))))
+    return unchanged("loop.mutates_input", state["tokens"], tuple(batches),
+                     tuple(f"the loader's batch {i}" for i in range(len(batches))))
 
 
 def _probe_pass(state):
-    name = "one pass over the loader, masked with the gamma_fn given"
     found = []
     if state["loader"].passes > 1:
-        found.append(fail(name, "loop.loader_twice", f"the loader was iterated to its end {state['loader'].passes} "
-                                                     "times in one epoch"))
+        found.append(fail("loop.loader_twice", f"the loader was iterated to its end {state['loader'].passes} "
+                                               "times in one epoch"))
     if state["gamma"].calls == 0:
-        found.append(fail(name, "loop.ignores_gamma_fn", "gamma_fn was called 0 times"))
-    return found or ok(name)
+        found.append(fail("loop.ignores_gamma_fn", "gamma_fn was called 0 times"))
+    return found or ok()
 
 
 def _probe_train_mode(state):
-    name = "the model is in training mode"
     modes = [f["training"] for f in (state["used"] or state["forwards"])]
     if modes and all(modes):
-        return ok(name)
-    return fail(name, "loop.no_train_mode", f"model.training at each forward the loss came from: {modes}")
+        return ok()
+    return fail("loop.no_train_mode", f"model.training at each forward the loss came from: {modes}")
 
 
-# the losses a right loop may minimise (up to scale): name -> loss of (logits, targets, masked)
+# the losses a right loop may minimise (up to scale): loss name -> loss of (logits, targets, masked)
 def _mean_over_masked(logits, targets, masked):
     return F.cross_entropy(logits[masked], targets[masked])
 
@@ -186,16 +183,16 @@ RIGHT_LOSSES = {"masked mean": _mean_over_masked, "masked mean over the K codes"
                 "per image, then over images": _per_image_then_images}
 
 
-def _reference(model, tokens, inputs):
+def _loss_gradients(model, tokens, inputs):
     """{loss name: (flat gradient, loss value)} for the right losses and the all-token one."""
     params = list(model.parameters())
     logits, masked = model(inputs), inputs == K                                               # (B, N, K+1), (B, N)
     out = {}
-    for label, loss_fn in [*RIGHT_LOSSES.items(), ("all tokens", _all_tokens)]:
+    for loss_name, loss_fn in [*RIGHT_LOSSES.items(), ("all tokens", _all_tokens)]:
         loss = loss_fn(logits, tokens, masked)
         grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        out[label] = (torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)]),
-                      loss.item())
+        flat = torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)])  # (P,)
+        out[loss_name] = (flat, loss.item())
     return out
 
 
@@ -214,14 +211,15 @@ def _hypotheses(refs: dict, step_first: bool):
     total = lambda xs, k: sum(xs[:max(k, 0)], zero)  # noqa: E731 - sum of the first k
     previous = lambda xs, k: xs[k - 1] if k else zero  # noqa: E731
     out = []
-    for label, xs in refs.items():
-        wrong = ["loop.loss_all_tokens"] if label == "all tokens" else []
+    for loss_name, xs in refs.items():
+        wrong = ["loop.loss_all_tokens"] if loss_name == "all tokens" else []
         if step_first:
-            out += [(["loop.step_before_backward", *wrong], label, lambda k, xs=xs: previous(xs, k)),
-                    (["loop.step_before_backward", *wrong, "loop.no_zero_grad"], label, lambda k, xs=xs: total(xs, k))]
+            out += [(["loop.step_before_backward", *wrong], loss_name, lambda k, xs=xs: previous(xs, k)),
+                    (["loop.step_before_backward", *wrong, "loop.no_zero_grad"], loss_name,
+                     lambda k, xs=xs: total(xs, k))]
         else:
-            out += [(wrong, label, lambda k, xs=xs: xs[k]),
-                    ([*wrong, "loop.no_zero_grad"], label, lambda k, xs=xs: total(xs, k + 1))]
+            out += [(wrong, loss_name, lambda k, xs=xs: xs[k]),
+                    ([*wrong, "loop.no_zero_grad"], loss_name, lambda k, xs=xs: total(xs, k + 1))]
     return sorted(out, key=lambda h: len(h[0]))
 
 
@@ -237,34 +235,33 @@ def _match_batches(used: list[dict], tokens: list[torch.Tensor]) -> list[int | N
 
 
 def _probe_gradients(state):
-    name = "the gradients at each step: this batch's masked-token loss"
     n, steps, used = len(state["tokens"]), state["opt"].grads_at_step, state["used"]
     if not steps:
         if changed(state["weights"], *state["model"].parameters()):
-            return fail(name, "loop.ignores_optimizer", "optimizer.step() was called 0 times, yet the weights changed")
-        return fail(name, "loop.no_step", f"{n} batches, optimizer.step() called 0 times")
+            return fail("loop.ignores_optimizer", "optimizer.step() was called 0 times, yet the weights changed")
+        return fail("loop.no_step", f"{n} batches, optimizer.step() called 0 times")
     if not state["forwards"]:
-        return fail(name, "loop.wrong_gradient", "the model never ran with gradients enabled")
+        return fail("loop.wrong_gradient", "the model never ran with gradients enabled")
     if not used:
-        return fail(name, "loop.no_backward", f"{len(state['forwards'])} forward passes, {len(steps)} optimizer steps, "
-                                              "no backward pass through the model's output")
+        return fail("loop.no_backward", f"{len(state['forwards'])} forward passes, {len(steps)} optimizer steps, "
+                                        "no backward pass through the model's output")
     if len(steps) == 1 and n > 1:
-        return fail(name, "loop.step_once_per_epoch", f"{n} batches, optimizer.step() called once")
+        return fail("loop.step_once_per_epoch", f"{n} batches, optimizer.step() called once")
     if not any((f["inputs"] == K).any() for f in used):
-        return fail(name, "loop.wrong_gradient", f"the model's inputs hold no mask token id K = {K}")
+        return fail("loop.wrong_gradient", f"the model's inputs hold no mask token id K = {K}")
     trained = _match_batches(used, state["tokens"])
     if None in trained:
-        return fail(name, "loop.wrong_gradient", "the model's input is not a batch of the loader with some tokens "
-                                                 f"replaced by the mask id K = {K}")
+        return fail("loop.wrong_gradient", "the model's input is not a batch of the loader with some tokens "
+                                           f"replaced by the mask id K = {K}")
     counts = [trained.count(b) for b in range(n)]
     if counts != [1] * n:
-        return fail(name, "loop.not_every_batch", f"times each of the {n} batches was trained on: {counts}")
+        return fail("loop.not_every_batch", f"times each of the {n} batches was trained on: {counts}")
     if len(steps) != n:
-        return fail(name, "loop.wrong_gradient", f"{n} batches: expected {n} optimizer steps, got {len(steps)}")
-    return _judge_gradients(state, name, trained)
+        return fail("loop.wrong_gradient", f"{n} batches: expected {n} optimizer steps, got {len(steps)}")
+    return _judge_gradients(state, trained)
 
 
-def _judge_gradients(state, name, trained):
+def _judge_gradients(state, trained):
     """Match the gradient of every step against the hypotheses (right loop first)."""
     model, opt, used = state["model"], state["opt"], state["used"]
     n = len(trained)
@@ -276,41 +273,40 @@ def _judge_gradients(state, name, trained):
     refs: dict[str, list] = {}
     losses: dict[str, list] = {}
     for forward, b in zip(used, trained):
-        for label, (grad, loss) in _reference(model, state["tokens"][b], forward["inputs"]).items():
-            refs.setdefault(label, []).append(grad)
-            losses.setdefault(label, []).append(loss)
+        for loss_name, (grad, loss) in _loss_gradients(model, state["tokens"][b], forward["inputs"]).items():
+            refs.setdefault(loss_name, []).append(grad)
+            losses.setdefault(loss_name, []).append(loss)
     params = [p for g in opt.param_groups for p in g["params"]]
     G = [torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)])
          for grads in opt.grads_at_step]                           # one flat gradient per step
-    for ids, label, expected in _hypotheses(refs, step_first):
+    for ids, _, expected in _hypotheses(refs, step_first):
         if all(_matches(G[k], expected(k)) for k in range(n)):
             if not ids:  # every right loss these gradients match: the returned mean may be any one's
-                state["losses"] = {lb: losses[lb] for lb in RIGHT_LOSSES
-                                   if all(_matches(G[k], refs[lb][k]) for k in range(n))}
-            return [fail(name, i, order if i == "loop.step_before_backward" else "") for i in ids] or ok(name)
+                state["losses"] = {loss_name: losses[loss_name] for loss_name in RIGHT_LOSSES
+                                   if all(_matches(G[k], refs[loss_name][k]) for k in range(n))}
+            return [fail(i, order if i == "loop.step_before_backward" else "") for i in ids] or ok()
     if step_first:  # e.g. zero_grad, forward, step, backward: every step sees no gradient at all
-        return fail(name, "loop.step_before_backward", order)
+        return fail("loop.step_before_backward", order)
     if all(g.norm() < 1e-12 for g in G) and all(u == k + 1 for k, u in enumerate(reached)):
-        return fail(name, "loop.grads_cleared_before_step", "every step saw zero gradients, after loss.backward(): "
-                                                            + order)
+        return fail("loop.grads_cleared_before_step", "every step saw zero gradients, after loss.backward(): "
+                                                      + order)
     cosines = [F.cosine_similarity(g, r, dim=0).item() if g.norm() > 0 else 0.0 for g, r in zip(G, refs["masked mean"])]
-    return fail(name, "loop.wrong_gradient", "cosine(your gradient, the masked-token loss gradient) at each step: "
-                                             + ", ".join(f"{c:.3f}" for c in cosines))
+    return fail("loop.wrong_gradient", "cosine(your gradient, the masked-token loss gradient) at each step: "
+                                       + ", ".join(f"{c:.3f}" for c in cosines))
 
 
 def _probe_mean_loss(state):
-    name = "the returned loss is the mean of the batches' losses"
     if "losses" not in state:
         return []  # judged only when the gradients are right (the losses are then known)
     got = float(state["returned"])
     close = lambda want: abs(got - want) <= 1e-3 * max(1.0, abs(want))  # noqa: E731
     if any(close(sum(v) / len(v)) for v in state["losses"].values()):
-        return ok(name)
-    label, values = next(iter(state["losses"].items()))
+        return ok()
+    values = next(iter(state["losses"].values()))
     detail = (f"expected {sum(values) / len(values):.4f} (the mean over {len(values)} batches: "
               f"{', '.join(f'{v:.4f}' for v in values)}), got {got:.4f}")
     if any(close(sum(v)) for v in state["losses"].values()):
-        return fail(name, "loop.returns_sum", detail)
+        return fail("loop.returns_sum", detail)
     if any(close(x) for v in state["losses"].values() for x in v):
-        return fail(name, "loop.returns_one_batch", detail)
-    return fail(name, "loop.wrong_return", detail)
+        return fail("loop.returns_one_batch", detail)
+    return fail("loop.wrong_return", detail)

@@ -1,9 +1,10 @@
 """The ``labcore`` command line: ``labcore --help`` lists the subcommands.
 
 One small module per subcommand in this folder (``labcore/cli/<command>.py``, dashes become
-underscores); each provides ``add_arguments(parser)`` and ``run(args) -> int``. Only the module
-of the command being run is imported, so ``labcore --help`` answers quickly. The work itself is
-done by the library modules the command module calls.
+underscores); each provides ``add_arguments(parser)`` and ``run(args) -> int``, and may name
+its own expected failures in ``ERRORS`` (a diverged loss for the training commands). Only the
+module of the command being run is imported, so ``labcore --help`` answers quickly. The work
+itself is done by the library modules the command module calls.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     exit status 2; only a bug in labcore shows a traceback."""
     import yaml
 
-    from labcore.runtime import LOG, NonFiniteLoss, note  # lazy: torch loads only once a command runs
+    from labcore.runtime import LOG, note  # lazy: torch loads only once a command runs
 
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if not argv or "-h" in argv or "--help" in argv else 2
+    expected = (OSError, ValueError, yaml.YAMLError, *getattr(command_module(args.command), "ERRORS", ()))
     notes = logging.StreamHandler(sys.stderr)  # every notice: one `labcore <command>: note: ...` line
     notes.setFormatter(logging.Formatter(f"labcore {args.command}: note: %(message)s"))
     LOG.addHandler(notes)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():  # a Python warning, ours or a library's: a note line, no source line
             warnings.showwarning = lambda message, *_args, **_kw: note(str(message))
             return args.func(args) or 0
-    except (OSError, ValueError, yaml.YAMLError, NonFiniteLoss) as err:
+    except expected as err:
         print(f"labcore {args.command}: error: {describe_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""``labcore experiment``: the schedule x iterations FID table (the work: ``labcore.experiment``)."""
+"""``labcore experiment``: the schedule x iterations FID table (the work: ``labcore.experiment``;
+the variants it measures: ``labcore.decoding_variants``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 
 from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
-from labcore.experiment import (COURSE_SCHEDULES, ITERATIONS, SAMPLE_TEMPERATURES, VARIANTS, Experiment,
-                                previous_rows, run_rows, run_variants, variant_changes)
+from labcore.decoding_variants import MEASURED_VARIANTS, variant
+from labcore.experiment import ITERATIONS, SAMPLE_TEMPERATURES, Experiment, Plan, previous_rows, run_plan, run_variants
 from labcore.model_files import load_maskgit
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
 from labcore.runtime import fast_mode
+from labcore.schedules import COURSE_SCHEDULES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", nargs="+", type=int,
                         help="values of T (default: 1 2 4 8 12; with --variants: 8)")
     parser.add_argument("--sample-temperatures", nargs="+", type=float, default=list(SAMPLE_TEMPERATURES),
-                        help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) (default: 0 1)")
+                        help="token rules: 0 = argmax (the course's), t > 0 = sample softmax(logits / t) "
+                             "(default: 0 1)")
     parser.add_argument("--seeds", type=int, default=3,
                         help="seeds for one-shot and each rule's best iterative setting (default 3: seeds 0, 1, 2)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (the one every row uses)")
@@ -35,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sweep: each rule's best iterative setting again in each of these decoding orders: "
                              "confidence (MaskGIT's), halton (with --choice-temperatures: every pair)")
     parser.add_argument("--variants", nargs="*", metavar="VARIANT",
-                        help="instead of the grid (row 8): one setting (one --schedules, one --iterations) decoded "
+                        help="instead of the grid: one setting (one --schedules, one --iterations) decoded "
                              "correctly and with each variant alone, per token rule; no names: every classic "
-                             f"mistake and idea ({' '.join(VARIANTS)})")
+                             f"mistake and idea ({' '.join(MEASURED_VARIANTS)})")
     parser.add_argument("--limit", type=int, help="use the first N test images (fast mode: at most 16)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
@@ -57,10 +60,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         if len(args.schedules) != 1 or len(args.iterations) != 1:
             raise ValueError("--variants decodes one setting: give one --schedules and one --iterations, got "
                              f"{' '.join(args.schedules)} and {' '.join(map(str, args.iterations))}")
-        args.variants = list(dict.fromkeys(args.variants or VARIANTS))
+        args.variants = list(dict.fromkeys(args.variants or MEASURED_VARIANTS))
         for name in args.variants:
-            variant_changes(name)  # an unknown name lists the choices
-    for name, values, low in (("--iterations", args.iterations, 1), ("--sample-temperatures", args.sample_temperatures, 0),
+            variant(name)  # an unknown name lists the choices
+    for name, values, low in (("--iterations", args.iterations, 1),
+                              ("--sample-temperatures", args.sample_temperatures, 0),
                               ("--seeds", [args.seeds], 1), ("--choice-temperature", [args.choice_temperature], 0),
                               ("--choice-temperatures", args.choice_temperatures, 0),
                               ("--limit", [args.limit or 1], 1), ("--batch-size", [args.batch_size], 1)):
@@ -92,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
                                 choice_temperature=args.choice_temperature, seed=args.seed)
         runner = run_variants(exp, out, base, list(dict.fromkeys(args.sample_temperatures)), seeds, args.variants)
     else:
-        runner = run_rows(exp, out, schedules, sorted(set(iterations)), list(dict.fromkeys(args.sample_temperatures)),
-                          seeds, args.seed, args.choice_temperature, list(dict.fromkeys(args.choice_temperatures)),
-                          list(dict.fromkeys(args.orders)))
+        plan = Plan(tuple(schedules), tuple(sorted(set(iterations))), tuple(dict.fromkeys(args.sample_temperatures)),
+                    seeds, DecodingSettings(choice_temperature=args.choice_temperature, seed=args.seed),
+                    tuple(dict.fromkeys(args.choice_temperatures)), tuple(dict.fromkeys(args.orders)))
+        runner = run_plan(exp, out, plan)
     print((out / "experiments.md").read_text())
     print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "
           f"wrote experiments.csv, experiments.md, experiments.png in {out}")

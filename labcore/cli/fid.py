@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--batch-size", type=int, default=50, help="images per Inception batch (>= 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--cache-dir", default=str(fid_files.DEFAULT_CACHE_DIR), help="where reference activations are cached")
+    parser.add_argument("--cache-dir", default=str(fid_files.DEFAULT_CACHE_DIR),
+                        help="where reference activations are cached")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -60,5 +61,6 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"fid": result.fid, "pred": args.pred, "ref": args.ref, "n_pred": result.n_pred,
                           "n_ref": result.n_ref, "weights": inception.weights_source, "seconds": round(seconds, 2)}))
     else:
-        print(f"FID {result.fid:.4f}  ({result.n_pred} predictions vs {result.n_ref or '?'} references, {seconds:.1f} s)")
+        print(f"FID {result.fid:.4f}  ({result.n_pred} predictions vs {result.n_ref or '?'} references, "
+              f"{seconds:.1f} s)")
     return 0

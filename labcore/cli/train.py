@@ -21,8 +21,10 @@ from labcore.runtime import note, pick_device, read_yaml_mapping, set_threads
 from labcore.training import ensure_tokens, make_tokens, publish_run, resolve_config, train
 from labcore.training.config import PRESETS, TrainConfig, add_config_flags, add_run_arguments, flag_overrides
 from labcore.training.ddp import ddp_env
-from labcore.training.runs import prepare_run_dir
+from labcore.training.runs import NonFiniteLoss, prepare_run_dir
 from labcore.validate import one_of
+
+ERRORS = (NonFiniteLoss,)  # a diverged loss: labcore.cli.main's one error line, like a bad file
 
 MODEL_FLAGS = {"dim": int, "n_layers": int, "hidden_dim": int, "num_heads": int, "dropout": float}
 

@@ -17,6 +17,9 @@ from labcore.paths import RUNS_DIR
 from labcore.runtime import set_threads
 from labcore.training import resolve_vqgan_config, train_vqgan
 from labcore.training.config import VQGAN_PRESETS, VQGANTrainConfig, add_config_flags, add_run_arguments, flag_overrides
+from labcore.training.runs import NonFiniteLoss
+
+ERRORS = (NonFiniteLoss,)  # a diverged loss: labcore.cli.main's one error line, like a bad file
 
 DEFAULT_RUN_DIR = RUNS_DIR / "vqgan_emoji64"
 

@@ -6,13 +6,23 @@
 - ``stage1`` / ``vqgan_losses``: the VQGAN loop and its extra losses and codebook care;
 - ``stage2``: the transformer's masked-token-modelling loop (exact resume, DDP, EMA);
 - ``evaluate``: held-out figures of both stages; ``publish``: ship a finished stage-2 run;
-- ``ddp``, ``precision``, ``runs``: multi-process setup, when to use bf16, run folders and signals.
+- ``runs``: the run folder of both stages (start, save, resume, stop; its ``log.csv``, ``NonFiniteLoss``);
+- ``steps``: what step k uses besides its batch, from k alone: its seeds (exact resume), its LR;
+- ``ddp``, ``precision``: multi-process setup; when to use bf16, and its autocast block.
 
 The names notebooks and other modules use are re-exported here.
 """
 
-from labcore.training.config import (PRESETS, VQGAN_PRESETS, TrainConfig, VQGANTrainConfig, read_config_file,
-                                     resolve_config, resolve_vqgan_config, tokenizer_codebook_size)
+from labcore.training.config import (
+    PRESETS,
+    VQGAN_PRESETS,
+    TrainConfig,
+    VQGANTrainConfig,
+    read_config_file,
+    resolve_config,
+    resolve_vqgan_config,
+    tokenizer_codebook_size,
+)
 from labcore.training.evaluate import VAL_RATIOS, evaluate, evaluate_images, evaluate_test_set
 from labcore.training.precision import cpu_has_fast_bf16, use_bf16
 from labcore.training.publish import publish_run

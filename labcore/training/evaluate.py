@@ -23,7 +23,8 @@ from labcore.data import InpaintingTestSet, Normalization, normalization_for
 from labcore.metrics import code_stats, psnr, ssim
 from labcore.model_files import load_vqgan
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
-from labcore.runtime import atomic_write_text, autocast, count_parameters, pick_device
+from labcore.runtime import atomic_write_text, count_parameters, pick_device
+from labcore.training.precision import autocast
 
 VAL_RATIOS = (0.25, 0.5, 0.75)
 

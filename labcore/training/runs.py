@@ -7,23 +7,27 @@ and stops.
 - ``train_state.pt``: everything to continue exactly: the weights being trained, optimizer, LR
   schedule, step, EMA, best validation, the model and train configs. It is complete by itself,
   so a crash between two writes never pairs a state with weights of another step. There is no
-  RNG state in it: every random draw of a step comes from ``labcore.runtime.seed_step``;
+  RNG state in it: every random draw of a step comes from ``labcore.training.steps.seed_step``;
 - the run's config (``config.yml`` / ``vqgan.yml``: also a ``--config`` to resume with), ``log.csv``
-  and the stage's own outputs.
+  (``CSVLog``: on resume, cut back to the checkpoint's step) and the stage's own outputs.
 
 ``prepare_run_dir`` refuses to clobber a run, starts it again on request; ``StopRequested``
-turns SIGTERM / SIGINT into "finish the step, save, exit" (background-friendly).
+turns SIGTERM / SIGINT into "finish the step, save, exit" (background-friendly); a NaN / inf
+loss stops it with ``NonFiniteLoss`` before anything of that step is saved.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Iterable
 
-from labcore.runtime import NonFiniteLoss, atomic_save, load_file
+from labcore.csv_tables import append_csv, csv_text, read_csv
+from labcore.runtime import atomic_save, atomic_write_text, load_file
 
 STATE_FILE = "train_state.pt"
 
@@ -64,10 +68,31 @@ def load_run_state(run_dir: Path, model_config: dict, total_steps: int, config_n
     return state
 
 
+class NonFiniteLoss(RuntimeError):
+    """Raised by training loops when the loss turns NaN/inf; the last good checkpoint is kept."""
+
+
 def non_finite(what: str, value: float, step: int, run_dir: Path) -> NonFiniteLoss:
     """The error of a NaN / inf ``what`` at (1-based) ``step``: nothing of that step was saved."""
     return NonFiniteLoss(f"{what} is {value} at step {step}; stopped without saving. The last good state is "
                          f"{run_dir / STATE_FILE} (try a lower lr, or precision fp32)")
+
+
+class CSVLog:
+    """Append rows to a CSV file (header written once; ``labcore.csv_tables`` reads and writes
+    it); on resume, rows past ``resume_step`` are dropped so the log matches the checkpoint."""
+
+    def __init__(self, path: str | os.PathLike, fields: Iterable[str], resume_step: int | None = None):
+        self.path = Path(path)
+        self.fields = list(fields)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if resume_step is not None and self.path.exists():
+            rows = [r for r in read_csv(self.path)[1] if int(float(r.get("step", 0))) <= resume_step]
+        atomic_write_text(csv_text(self.fields, rows), self.path)
+
+    def log(self, **row) -> None:
+        append_csv(self.path, self.fields, [{k: row.get(k, "") for k in self.fields}])
 
 
 class StopRequested:

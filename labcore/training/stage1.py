@@ -9,7 +9,7 @@ unused for ``restart_every`` steps restart at random encoder outputs; usage / pe
 
 ``train_vqgan`` is the loop on one page, as stage 2's ``train``: batch -> losses -> step -> codebook
 health -> evaluate -> log -> save, the same run folder convention (``labcore.training.runs``) and
-the same exact resume (``runtime.seed_step``). A run folder holds ``vqgan.yml`` (the course's
+the same exact resume (``steps.seed_step``). A run folder holds ``vqgan.yml`` (the course's
 ``model_param``, the Normalization it trained with, and this run's ``preset`` and ``train``
 settings: it is both the tokenizer's config and a ``--config`` for ``train-vqgan``), ``last.pt`` /
 ``best.pt`` (plain state dicts, the course's format: the latest weights, the best val PSNR),
@@ -36,6 +36,7 @@ faster per step than two oversubscribed ones.
 """
 
 from __future__ import annotations
+
 import math
 import time
 from dataclasses import asdict
@@ -46,17 +47,32 @@ import torch.nn.functional as F
 import yaml
 from tqdm.auto import tqdm
 
-from labcore import runtime
 from labcore.data import Normalization, emoji64_dataset, load_normalization
 from labcore.dataset_files import find_image_root, list_images, read_image
 from labcore.metrics import code_stats
 from labcore.paths import EMOJI64_DIR
+from labcore.runtime import atomic_save, atomic_write_text, pick_device, seed_everything
 from labcore.training.config import VQGANTrainConfig
 from labcore.training.evaluate import evaluate_images, save_grid
-from labcore.training.precision import use_bf16
-from labcore.training.runs import STATE_FILE, StopRequested, load_run_state, non_finite, prepare_run_dir, save_run
-from labcore.training.vqgan_losses import (EMACodebook, PatchDiscriminator, VGGPerceptual, adaptive_weight,
-                                           init_codebook_from_data, restart_dead_codes)
+from labcore.training.precision import autocast, use_bf16
+from labcore.training.runs import (
+    STATE_FILE,
+    CSVLog,
+    StopRequested,
+    load_run_state,
+    non_finite,
+    prepare_run_dir,
+    save_run,
+)
+from labcore.training.steps import seed_step, warmup_cosine
+from labcore.training.vqgan_losses import (
+    EMACodebook,
+    PatchDiscriminator,
+    VGGPerceptual,
+    adaptive_weight,
+    init_codebook_from_data,
+    restart_dead_codes,
+)
 from labcore.validate import integer
 from labcore.vqgan import VQGAN, VQGANConfig
 
@@ -71,10 +87,10 @@ def train_vqgan(run_dir: str | Path, model_cfg: VQGANConfig, cfg: VQGANTrainConf
                 progress: bool = True) -> dict:
     """Train (or resume) a run in ``run_dir``; returns a summary dict. ``stop_after`` ends this
     invocation once the run reaches that total step (state saved; ``resume`` continues).
-    Raises runtime.NonFiniteLoss on a NaN loss (train_state.pt then still holds the last good state)."""
+    Raises runs.NonFiniteLoss on a NaN loss (train_state.pt then still holds the last good state)."""
     run_dir = Path(run_dir)
     stop_after = None if stop_after is None else integer("stop_after", stop_after, 1)
-    device = runtime.pick_device(device)                          # bad settings fail before any file changes
+    device = pick_device(device)                                  # bad settings fail before any file changes
     prepare_run_dir(run_dir, resume, overwrite, OUTPUTS)
     run = Stage1Run(run_dir, model_cfg, cfg, Path(data_root), device, preset, resume, progress)
     stop_at = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -82,7 +98,7 @@ def train_vqgan(run_dir: str | Path, model_cfg: VQGANConfig, cfg: VQGANTrainConf
     t0, losses, stopped = time.time(), [], False
     with StopRequested() as stop:
         while run.step < stop_at and not stopped:
-            gen = runtime.seed_step(cfg.seed, run.step)          # this step's flips and codebook restarts
+            gen = seed_step(cfg.seed, run.step)                  # this step's flips and codebook restarts
             x = batch_at(run.train_images, run.step, cfg.batch_size, cfg.seed, gen if cfg.augment else None)
             x = x.to(run.device)                                  # (B,3,64,64)
             out = run.generator_step(x)                           # encode -> quantise -> decode -> losses -> AdamW
@@ -144,7 +160,7 @@ def write_vqgan_config(cfg: VQGANConfig, path: Path, normalization: Normalizatio
         doc["normalization"] = {"mean": list(normalization.mean), "std": list(normalization.std)}
     if train is not None:
         doc.update(preset=preset, train=asdict(train))
-    return runtime.atomic_write_text(yaml.safe_dump(doc, sort_keys=False), path)
+    return atomic_write_text(yaml.safe_dump(doc, sort_keys=False), path)
 
 
 class Stage1Run:
@@ -157,7 +173,7 @@ class Stage1Run:
         self.run_dir, self.model_cfg, self.cfg = run_dir, model_cfg, cfg
         self.device = device
         self.bf16 = use_bf16(cfg.precision, self.device, cpu_ok=False)
-        runtime.seed_everything(cfg.seed)                                  # the initial weights
+        seed_everything(cfg.seed)                                          # the initial weights
         self.train_images, train_norm = load_split("train", data_root, cfg.limit, progress)
         self.val_images, self.val_norm = load_split("val", data_root, cfg.val_limit, progress)
         self.model = VQGAN(model_cfg).to(self.device)
@@ -170,7 +186,7 @@ class Stage1Run:
         no_decay = [p for n, p in trained if p.ndim <= 1 or "codebook" in n]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
-        self.sched = runtime.warmup_cosine(self.opt, cfg.warmup_steps, cfg.steps)
+        self.sched = warmup_cosine(self.opt, cfg.warmup_steps, cfg.steps)
         self.disc = self.disc_opt = None
         if cfg.disc_start >= 0:
             self.disc = PatchDiscriminator(model_cfg.image_channels, cfg.disc_width).to(self.device)
@@ -186,7 +202,7 @@ class Stage1Run:
             if ema_codes:
                 self.ema = EMACodebook(self.model.codebook.embedding.weight, cfg.ema_decay)
         write_vqgan_config(model_cfg, run_dir / "vqgan.yml", train_norm, cfg, preset)
-        self.log = runtime.CSVLog(run_dir / "log.csv", LOG_FIELDS, resume_step=self.step if resume else None)
+        self.log = CSVLog(run_dir / "log.csv", LOG_FIELDS, resume_step=self.step if resume else None)
 
     def resume(self) -> None:
         """Weights, optimizers, schedule, EMA codebook, usage counts, step and best val PSNR of train_state.pt."""
@@ -219,7 +235,7 @@ class Stage1Run:
         """Forward pass and every loss term of the generator (encoder, codebook, decoder) on x (B,3,64,64)."""
         cfg, model = self.cfg, self.model
         zero = torch.zeros((), device=self.device)
-        with runtime.autocast(self.device, self.bf16):
+        with autocast(self.device, self.bf16):
             z = model.quant_conv(model.encoder(x))             # (B,D,16,16) encoder output
             z_q, indices, vq_loss = model.codebook(z)           # straight-through (B,D,16,16), (B,16,16), ()
             decoded = model.decode(z_q).float()                 # (B,3,64,64): model(x), keeping z for the EMA
@@ -253,7 +269,7 @@ class Stage1Run:
 
     def discriminator_step(self, x: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
         """Hinge loss of the PatchGAN on real x vs the (detached) reconstruction, one AdamW step."""
-        with runtime.autocast(self.device, self.bf16):
+        with autocast(self.device, self.bf16):
             d_loss = 0.5 * (F.relu(1 - self.disc(x)).mean() + F.relu(1 + self.disc(decoded.detach())).mean())
         self.disc_opt.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -279,7 +295,7 @@ class Stage1Run:
                   self.run_dir / "samples" / f"step_{self.step:06d}.png")
         if self.val_psnr > self.best_psnr:
             self.best_psnr = self.val_psnr
-            runtime.atomic_save(self.model.state_dict(), self.run_dir / "best.pt")
+            atomic_save(self.model.state_dict(), self.run_dir / "best.pt")
 
     def log_row(self, out: dict, health: tuple[float, float, int], evaluated: bool, seconds: float) -> None:
         """A log.csv row: every loss term, the LR, codebook health, the val PSNR when measured."""

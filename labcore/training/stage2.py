@@ -4,7 +4,7 @@ transformer on cached tokens (``labcore train``).
 ``train`` is the loop on one page, in the spirit of nanoGPT's train.py: set up, then for every
 optimizer step batch -> mask -> loss -> step -> log -> evaluate -> save. What is not the algorithm
 is a call out of it: several processes (``ddp``), bf16 autocast (``precision``), the EMA of the
-weights (``torch.optim.swa_utils``), exact resume (``runtime.seed_step``, ``runs``).
+weights (``torch.optim.swa_utils``), exact resume (``steps``, ``runs``).
 
 A run folder ``runs/<name>/`` (the convention of both stages: ``labcore.training.runs``) holds
 ``config.yml`` (the course's ``model_param`` form plus a ``train`` section: also the transformer's
@@ -32,14 +32,22 @@ from tqdm.auto import tqdm
 
 from labcore import maskgit
 from labcore.model_files import transformer_yaml
-from labcore.runtime import (CSVLog, atomic_save, atomic_write_text, autocast, count_parameters, note, pick_device,
-                             seed_everything, seed_step, warmup_cosine)
+from labcore.runtime import atomic_save, atomic_write_text, count_parameters, note, pick_device, seed_everything
 from labcore.schedules import gamma
 from labcore.training.config import TrainConfig, tokenizer_codebook_size
 from labcore.training.ddp import DDP, all_agree, check_ranks_in_sync, process_group, wrap
 from labcore.training.evaluate import VAL_RATIOS, evaluate
-from labcore.training.precision import use_bf16
-from labcore.training.runs import STATE_FILE, StopRequested, load_run_state, non_finite, prepare_run_dir, save_run
+from labcore.training.precision import autocast, use_bf16
+from labcore.training.runs import (
+    STATE_FILE,
+    CSVLog,
+    StopRequested,
+    load_run_state,
+    non_finite,
+    prepare_run_dir,
+    save_run,
+)
+from labcore.training.steps import seed_step, warmup_cosine
 from labcore.training.tokens import load_tokens
 from labcore.transformer import BidirectionalTransformer, TransformerConfig
 from labcore.validate import integer

@@ -27,12 +27,15 @@ import course
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="autograde.py", description=__doc__.split("\n")[0])
     parser.add_argument("submissions", nargs="+", type=Path, help="a class folder, or one folder per student")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once (default: one per core)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="submissions graded at once (default: one per core)")
     parser.add_argument("--limit", type=float, default=None, help="seconds per cell (default 50; --full: 1200)")
-    parser.add_argument("--full", action="store_true", help="every notebook whole, not in fast mode (as a student runs it)")
+    parser.add_argument("--full", action="store_true",
+                        help="every notebook whole, not in fast mode (as a student runs it)")
     parser.add_argument("--notebook", action="append", type=Path, dest="notebooks",
                         help="a solved notebook, once per notebook (default: notebooks/NN_*.ipynb)")
-    parser.add_argument("--out", type=Path, default=course.DEFAULT_ROOT, help="where the outputs go (default: build/nbgrader/)")
+    parser.add_argument("--out", type=Path, default=course.DEFAULT_ROOT,
+                        help="where the outputs go (default: build/nbgrader/)")
     parser.add_argument("--keep", action="store_true", help="keep each submission's temporary course (to debug)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -61,7 +64,8 @@ def summary(rows) -> str:
         lost = [f"{r.grade_id} (-{r.max_points - r.points:g}{': ' + ' '.join(r.mistakes) if r.mistakes else ''})"
                 for r in mine if r.points < r.max_points]
         notes = sorted({n for r in mine for n in r.notes})
-        lines.append(f"{student:<{width}}  {notebook:<32} {got:g} / {most:g}" + ("  lost: " + ", ".join(lost) if lost else "")
+        lines.append(f"{student:<{width}}  {notebook:<32} {got:g} / {most:g}"
+                     + ("  lost: " + ", ".join(lost) if lost else "")
                      + ("  notes: " + "; ".join(notes) if notes else ""))
     for student, (got, most) in class_report.totals(rows).items():
         lines.append(f"{student:<{width}}  {'total':<32} {got:g} / {most:g}")

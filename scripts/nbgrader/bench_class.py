@@ -56,8 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=float, default=50.0)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--compare-full", type=int, default=0, metavar="K",
-                        help="grade K submissions (after the special cases) again with every notebook run whole, not in fast mode "
-                             "(minutes each), and compare the verdicts")
+                        help="grade K submissions (after the special cases) again with every notebook run whole, "
+                             "not in fast mode (minutes each), and compare the verdicts")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="labcore-bench.") as tmp:
         out = args.out or Path(tmp)

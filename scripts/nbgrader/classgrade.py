@@ -170,7 +170,8 @@ def grade_one(submission: Path, template: Path, plans, options: Options, work: P
         before, scores = notes[plan.name], result.get("scores", {}).get(plan.name, {})
         for check in plan.checks:
             score, _, manual = scores.get(check.grade_id, [0.0, check.points, False])
-            said = before.get("", []) + before.get(check.grade_id, []) + after.get("", []) + after.get(check.grade_id, [])
+            said = (before.get("", []) + before.get(check.grade_id, [])
+                    + after.get("", []) + after.get(check.grade_id, []))
             said += ["needs manual grade"] * bool(manual) + [failure] * bool(failure)
             rows.append(Row(student, plan.name, check.grade_id, float(score or 0), check.points,
                             ids.get(check.grade_id, []), list(dict.fromkeys(said))))
@@ -193,7 +194,8 @@ def keep_outputs(root: Path, student: str, out: Path) -> None:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.py", "timestamp.txt"))
 
 
-def grade_class(paths: list[Path], options: Options, notebooks: list[Path] | None = None) -> tuple[list[Row], list[float]]:
+def grade_class(paths: list[Path], options: Options,
+                notebooks: list[Path] | None = None) -> tuple[list[Row], list[float]]:
     """Every submission graded, ``options.jobs`` at a time; the rows and each submission's seconds."""
     from tqdm import tqdm
 

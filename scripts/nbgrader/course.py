@@ -73,7 +73,8 @@ def nbgrader(root: Path, *args: str, log: Path | None = None) -> None:
         with open(log, "a") as out:
             done = subprocess.run(cmd, cwd=root, env=nbgrader_env(), stdout=out, stderr=subprocess.STDOUT)
     if done.returncode:
-        raise SystemExit(f"nbgrader {args[0]} failed (exit {done.returncode}); its log is {'above' if log is None else log}")
+        where = "above" if log is None else log
+        raise SystemExit(f"nbgrader {args[0]} failed (exit {done.returncode}); its log is {where}")
 
 
 def release(notebooks: list[Path] | None = None, root: Path = DEFAULT_ROOT, log: Path | None = None) -> Path:

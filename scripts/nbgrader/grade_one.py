@@ -33,7 +33,8 @@ def main(root: Path, student: str) -> int:
             submission = gb.find_submission(ASSIGNMENT, student)
         except MissingEntry:  # autograde failed before it recorded the submission
             submission = None
-        out["scores"] = {nb.name + ".ipynb": {g.name: [g.score, g.max_score, bool(g.needs_manual_grade)] for g in nb.grades}
+        out["scores"] = {nb.name + ".ipynb": {g.name: [g.score, g.max_score, bool(g.needs_manual_grade)]
+                                              for g in nb.grades}
                          for nb in (submission.notebooks if submission else [])}
     (root / "scores.json").write_text(json.dumps(out))
     return 0

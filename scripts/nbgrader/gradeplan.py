@@ -56,7 +56,8 @@ def read_plan(path: Path) -> NotebookPlan:
     the graded cell named ``check_<exercise>`` when there is one, else by the first graded cell after it."""
     cells = [c for c in nbformat.read(path, as_version=4).cells if meta(c).get("grade_id")]
     ids = [meta(c)["grade_id"] for c in cells]
-    checks = [Check(path.name, meta(c)["grade_id"], float(meta(c).get("points", 0))) for c in cells if meta(c).get("grade")]
+    checks = [Check(path.name, meta(c)["grade_id"], float(meta(c).get("points", 0)))
+              for c in cells if meta(c).get("grade")]
     by_id = {c.grade_id: c for c in checks}
     for i, cell in enumerate(cells):
         if meta(cell).get("solution") and not meta(cell).get("grade"):

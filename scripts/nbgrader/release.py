@@ -30,8 +30,10 @@ def leaks(notebook: Path) -> list[str]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="release.py", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="solved notebooks (default: notebooks/NN_*.ipynb)")
-    parser.add_argument("--out", type=Path, default=course.REPO / "student", help="the student's folder (default: student/)")
-    parser.add_argument("--root", type=Path, default=course.DEFAULT_ROOT, help="nbgrader course folder (default: build/nbgrader/)")
+    parser.add_argument("--out", type=Path, default=course.REPO / "student",
+                        help="the student's folder (default: student/)")
+    parser.add_argument("--root", type=Path, default=course.DEFAULT_ROOT,
+                        help="nbgrader course folder (default: build/nbgrader/)")
     args = parser.parse_args(argv)
     released = course.release(args.notebooks, args.root)
     found = [line for nb in sorted(released.glob("*.ipynb")) for line in leaks(nb)]

@@ -4,10 +4,11 @@ special cases, and the scores they must get (expected.csv beside them).
     python scripts/nbgrader/synthetic_class.py OUT 20 --seed 0   # OUT/student-01/ ... + OUT/expected.csv
     python scripts/nbgrader/synthetic_class.py OUT --small        # the few submissions CI grades
 
-Each submission carries 0-3 rows of MISTAKES (wrong code put in place of a line of a solution
-region, as a student would write it), each in another exercise; the first ones carry a special
-case each (SPECIAL: an endless loop, a syntax error, a deleted check cell, an edited locked cell,
-a missing notebook, a file that is not JSON) and their other mistakes stay out of that notebook.
+Each submission carries 0-3 rows of PLANTED (wrong code put in place of a line of a solution
+region, as a student would write it, with the mistake id its check must name), each in another
+exercise; the first ones carry a special case each (SPECIAL: an endless loop, a syntax error, a
+deleted check cell, an edited locked cell, a missing notebook, a file that is not JSON) and their
+other mistakes stay out of that notebook.
 A mistake costs the points of the check cell of its exercise (read from the notebooks' metadata).
 """
 
@@ -25,14 +26,17 @@ import nbformat
 import course
 import gradeplan
 
-# (notebook, exercise grade id, text of its solution, the wrong text, the mistake id its check must name)
-MISTAKES = [
+# the planted mistakes: (notebook, exercise grade id, text of its solution, the wrong text, the mistake id its
+# check must name; an id of labcore.checkers.mistakes.MISTAKES)
+PLANTED = [
     ("00_tokens.ipynb", "encode_to_z", "return indices.flatten(1)", "return indices.transpose(1, 2).flatten(1)",
      "encode.transposed"),
-    ("01_multi_head_attention.ipynb", "multi_head_attention", " / math.sqrt(self.head_dim)", "", "attention.no_scaling"),
+    ("01_multi_head_attention.ipynb", "multi_head_attention", " / math.sqrt(self.head_dim)", "",
+     "attention.no_scaling"),
     ("01_multi_head_attention.ipynb", "multi_head_attention", "scores.softmax(dim=-1)", "scores.softmax(dim=-2)",
      "attention.softmax_axis"),
-    ("02_train_stage2.ipynb", "gamma_func", "return lambda r: 1 - r ** 2", "return lambda r: 1 - r", "gamma.wrong_mode"),
+    ("02_train_stage2.ipynb", "gamma_func", "return lambda r: 1 - r ** 2", "return lambda r: 1 - r",
+     "gamma.wrong_mode"),
     ("02_train_stage2.ipynb", "mask_tokens", "r = torch.rand(B, generator=generator, dtype=torch.float64)",
      "r = torch.rand(1, generator=generator, dtype=torch.float64).expand(B)", "masking.ratio_per_batch"),
     ("02_train_stage2.ipynb", "masked_loss", "F.cross_entropy(logits[masked], targets[masked])",
@@ -61,7 +65,7 @@ SPECIAL = {
 @dataclass
 class Spec:
     name: str
-    mistakes: list[tuple] = field(default_factory=list)   # rows of MISTAKES
+    planted: list[tuple] = field(default_factory=list)    # rows of PLANTED
     special: list[str] = field(default_factory=list)      # keys of SPECIAL
     only: list[str] | None = None                         # submit only these notebooks (others: missing)
 
@@ -69,17 +73,19 @@ class Spec:
 def random_class(n: int, seed: int) -> list[Spec]:
     """n submissions: the first len(SPECIAL) carry one special case each; each carries 0-3 mistakes
     of distinct exercises, the rows used least so far first (every row appears in a class of 20)."""
-    rng, used = random.Random(seed), {i: 0 for i in range(len(MISTAKES))}
+    rng, used = random.Random(seed), {i: 0 for i in range(len(PLANTED))}
     specs = []
     for k in range(n):
         special = [list(SPECIAL)[k]] if k < len(SPECIAL) else []
         banned = {SPECIAL[s][0] for s in special}
         rows, exercises, count = [], set(), rng.choice([0, 1, 2, 3])
-        for i in sorted(rng.sample(range(len(MISTAKES)), len(MISTAKES)), key=lambda i: used[i]):
+        for i in sorted(rng.sample(range(len(PLANTED)), len(PLANTED)), key=lambda i: used[i]):
             if len(rows) == count:
                 break
-            if MISTAKES[i][0] not in banned and MISTAKES[i][1] not in exercises:
-                rows.append(MISTAKES[i]); exercises.add(MISTAKES[i][1]); used[i] += 1
+            if PLANTED[i][0] not in banned and PLANTED[i][1] not in exercises:
+                rows.append(PLANTED[i])
+                exercises.add(PLANTED[i][1])
+                used[i] += 1
         specs.append(Spec(f"student-{k + 1:02d}", rows, special))
     return specs
 
@@ -87,9 +93,9 @@ def random_class(n: int, seed: int) -> list[Spec]:
 def small_class() -> list[Spec]:
     """What CI grades: one mistake per notebook; every special case; 02's other pieces wrong; the release."""
     first = {}
-    for row in MISTAKES:
+    for row in PLANTED:
         first.setdefault(row[0], row)
-    in02 = [r for r in MISTAKES if r[0] == "02_train_stage2.ipynb"][1:]
+    in02 = [r for r in PLANTED if r[0] == "02_train_stage2.ipynb"][1:]
     return [Spec("planted", list(first.values())),
             Spec("special", [], ["edited_locked_cell", "endless_loop", "missing_notebook", "deleted_check_cell",
                                  "syntax_error"]),
@@ -102,13 +108,14 @@ def _cell(nb, grade_id):
 
 
 def _replace(cell, right: str, wrong: str) -> None:
-    assert right in cell.source, f"{right!r} is not in cell {gradeplan.meta(cell)['grade_id']} any more (update MISTAKES)"
+    grade_id = gradeplan.meta(cell)["grade_id"]
+    assert right in cell.source, f"{right!r} is not in cell {grade_id} any more (update PLANTED)"
     cell.source = cell.source.replace(right, wrong, 1)
 
 
 def plant(nb, notebook: str, spec: Spec) -> object | None:
     """The notebook with the spec's mistakes and special cases in it (None: it is not submitted)."""
-    for _, exercise, right, wrong, _ in (m for m in spec.mistakes if m[0] == notebook):
+    for _, exercise, right, wrong, _ in (row for row in spec.planted if row[0] == notebook):
         _replace(_cell(nb, exercise), right, wrong)
     for case in spec.special:
         where, grade_id, _ = SPECIAL[case]
@@ -118,9 +125,11 @@ def plant(nb, notebook: str, spec: Spec) -> object | None:
             return None
         if case == "endless_loop":   # the first line of the solution region loops for ever when it runs
             cell = _cell(nb, grade_id)
-            line = next(l for l in cell.source.split("### BEGIN SOLUTION\n")[1].splitlines() if l.strip())
+            line = next(text for text in cell.source.split("### BEGIN SOLUTION\n")[1].splitlines() if text.strip())
             indent = line[:len(line) - len(line.lstrip())]
-            _replace(cell, line, f"{indent}while True:  # a student's endless loop\n{indent}    pass\n{line}")
+            # it waits rather than spins: the time limit is what is tested, and CI's two cores have other work
+            _replace(cell, line, f"{indent}while True:  # a student's endless loop\n"
+                                 f"{indent}    __import__('time').sleep(0.5)\n{line}")
         elif case == "syntax_error":
             _replace(_cell(nb, grade_id), "diff = mu1 - mu2", "diff = mu1 - mu2)")
         elif case == "deleted_check_cell":
@@ -137,7 +146,7 @@ def expected_rows(spec: Spec, plans) -> list[dict]:
         lost_notebook = (spec.only is not None and plan.name not in spec.only) or any(
             SPECIAL[c][0] == plan.name and SPECIAL[c][1] is None for c in spec.special)
         for check in plan.checks:
-            named = [m[4] for m in spec.mistakes if m[0] == plan.name and m[1] in check.exercises]
+            named = [row[4] for row in spec.planted if row[0] == plan.name and row[1] in check.exercises]
             hit = [c for c in spec.special if SPECIAL[c][0] == plan.name and SPECIAL[c][2]
                    and SPECIAL[c][1] in (check.grade_id, *check.exercises)]
             lost = lost_notebook or bool(named) or bool(hit)
