@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml scripts/jupyterlab-overrides.json
 demo: setup
 	$(VENV)/bin/labcore demo
 
-# Two pytest workers on a 2-core machine (pytest-xdist), each test file (each notebook) whole on one
-# worker, the longest files first (tests/conftest.py orders them): about a third less wall time than
-# one worker (README, "CI"). TEST_JOBS=0 runs everything in this process.
+# One pytest worker per core (pytest-xdist), each test file (each notebook) whole on one worker, the
+# longest files first (tests/conftest.py orders them), and one thread per worker (torch's default of
+# one per core would put two workers' threads on each core): README, "CI", for what it saves.
+# TEST_JOBS=0 runs everything in this process, with torch's default threads.
 TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+ONE_THREAD := $(if $(filter-out 0 1,$(TEST_JOBS)),OMP_NUM_THREADS=1 MKL_NUM_THREADS=1)
 test: setup
-	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
+	$(ONE_THREAD) $(PY) -m pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 # The decoding panel of notebook 03 in a real JupyterLab, driven by headless Chromium (tests/ui/;
 # about 2-3 minutes). Installs what it needs when missing: Debian's chromium (apt-get, as root) and
@@ -102,3 +104,10 @@ notebooks: setup
 # (no setup needed on a bare GPU box). See scripts/gpu-check.sh.
 gpu-check:
 	bash scripts/gpu-check.sh
+
+# `make submit NAME=your_name`: your notebooks (student/) and the report, notebook 06, exported to HTML, in one
+# archive to hand in: build/submit/NAME.zip, unpacking into NAME/ (scripts/submit.py; refused with one error
+# line, and nothing written, when a notebook is missing, unreadable or not saved after a run).
+.PHONY: submit
+submit: setup
+	$(PY) scripts/submit.py --name "$(NAME)"

@@ -7,8 +7,9 @@ of their Gaussians:
 
     FID = |mu_a - mu_b|^2 + tr(Sigma_a + Sigma_b - 2 (Sigma_a Sigma_b)^1/2)
 
-Lower is better; 0 means identical Gaussians. Below ~2048 images the estimate is biased upwards:
-compare only scores computed on the same number of images.
+Lower is better; 0 means identical Gaussians. Estimated from N images it is biased upwards, the
+more the smaller N: the bias shrinks as N grows but never vanishes (notebook 04 shows it on two halves
+of the real test set), so compare only scores computed on the same images.
 
 The network and its offline weights are ``labcore.inception``; reading images, reference files
 and caches, and FID of a folder of predictions, are ``labcore.fid_files``.
@@ -27,7 +28,7 @@ from labcore import inception
 from labcore.runtime import note, pick_device
 from labcore.validate import integer
 
-RELIABLE_SAMPLES = 2048  # below this many images FID is biased (upwards) and noisy
+RELIABLE_SAMPLES = 2048  # fewer images than features: a low-rank covariance, FID most biased; labcore notes it
 
 
 @torch.inference_mode()
@@ -110,7 +111,8 @@ def trace_sqrt_product(a: Stats, b: Stats) -> float:
 def note_if_few(count: int, advice: str = "compare only scores computed on the same number of images") -> None:
     """The small-sample caveat, as a note, when ``count`` (0 = unknown) is below 2048 images."""
     if count and count < RELIABLE_SAMPLES:
-        note(f"FID from {count} images: below {RELIABLE_SAMPLES} samples FID is biased upwards; {advice}")
+        note(f"FID from {count} images is biased upwards (the fewer the images, the more; more images shrink "
+             f"the bias but never remove it); {advice}")
 
 
 def frechet_distance(a: Stats, b: Stats, note_few: bool = True) -> float:

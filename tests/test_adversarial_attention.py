@@ -1,4 +1,4 @@
-"""Adversarial suite of exercise 1, ``check_attention(MultiHeadAttention)``: classes written from
+"""Adversarial suite of exercise 2, ``check_attention(MultiHeadAttention)``: classes written from
 notebook 01's signature and docstring (``MultiHeadAttention(dim, num_heads, attn_drop)``, given
 ``qkv``/``attn_drop``/``proj``, ``forward(x)``: (B, N, dim) -> (B, N, dim)) by someone trying to
 fool the checker: other dtypes and containers, mutated inputs, shape coincidences, dropout in the

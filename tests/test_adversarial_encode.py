@@ -1,4 +1,4 @@
-"""Adversarial suite of ``check_encode_to_z`` (exercise 2), written from notebook 00's signature and
+"""Adversarial suite of ``check_encode_to_z`` (exercise 1), written from notebook 00's signature and
 docstring only, by someone trying to fool the checker:
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The checkers of exercises 1 (attention), 2 (encode), 3 (gamma) and 7 (frechet), proven on
+"""The checkers of exercises 1 (encode), 2 (attention), 3 (gamma) and 7 (frechet), proven on
 student code.
 
 For every specific mistake id of these exercises (``labcore.checkers.mistakes``) a wrong

@@ -1,10 +1,10 @@
-"""Exercise 1 in the real model: ``labcore.checkers.attention.with_attention`` puts a student's
+"""Exercise 2 in the real model: ``labcore.checkers.attention.with_attention`` puts a student's
 attention class into a copy of the transformer, holding the same weights.
 
 A correct class, whatever its layout (labcore's fused ``qkv`` + ``proj``, or ``query``/``key``/
 ``value`` + ``out`` written with einsum), gives the original's logits up to float error; a wrong
 one (no 1/sqrt(d_k), softmax over the queries) gives other logits. The original is never touched.
-(Also: notebook 00's stand-in for exercise 2, ``reference_encode_to_z``, is labcore's: its checker says so.)
+(Also: notebook 00's stand-in for exercise 1, ``reference_encode_to_z``, is labcore's: its checker says so.)
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def test_bundled_transformer_same_predictions():
 
 
 def test_reference_encode_to_z_is_not_the_students():
-    """Notebook 00's stand-in for the student's encode_to_z (exercise 2) until theirs passes: labcore's
+    """Notebook 00's stand-in for the student's encode_to_z (exercise 1) until theirs passes: labcore's
     solution, so its checker gives no points for it."""
     from labcore.checkers import check_encode_to_z
     from labcore.checkers.tokens import reference_encode_to_z

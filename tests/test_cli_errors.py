@@ -4,6 +4,7 @@ written (a half-written output folder would be scored by the next command)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -140,3 +141,90 @@ def test_train_vqgan_existing_run_needs_resume_or_overwrite(tmp_path, capsys):
 def test_unknown_device_everywhere(command, tmp_path, capsys):
     code, err = run_cli([command, "--device", "foo"], capsys)
     assert code == 2 and "device 'foo': not a device name" in err, err
+
+
+# --------------------------------------------------------------------------- --step: a student's step
+
+WRONG_STEP = '''import torch
+from labcore.decoding import StepResult
+
+
+def decode_step(transformer, tokens, masked, m0, ratio, settings, mask_token_id, generator=None):
+    tokens = tokens.masked_fill(masked, mask_token_id)
+    logits = transformer(tokens)[..., :mask_token_id].float()
+    predicted = logits.argmax(-1)
+    log_p = logits.log_softmax(-1).gather(-1, predicted[..., None])[..., 0]
+    confidence = (-log_p).masked_fill(~masked, float("inf"))   # sorted by the loss -log p: the classic mistake
+    filled = torch.where(masked, predicted, tokens)
+    remaining = masked.sum(1)
+    n = torch.floor(settings.gamma_fn(ratio) * m0.double()).long()
+    n = torch.clamp(torch.minimum(n, remaining - 1), min=1)
+    n = torch.where((remaining > 0) & (ratio < 1), n, torch.zeros_like(n))
+    new_masked = confidence.argsort(dim=1, stable=True).argsort(dim=1) < n[:, None]
+    return StepResult(filled.masked_fill(new_masked, mask_token_id), new_masked, filled)
+'''
+CALLS_LABCORES = '''from labcore.decoding import decode_step as reference
+
+
+def decode_step(*args, **kwargs):
+    return reference(*args, **kwargs)
+'''
+RAISES = WRONG_STEP.replace("    remaining = masked.sum(1)\n", "    remaining = masked.sum(1) + 1 / 0\n")
+STUB_NOTEBOOK = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                            "source": ["def decode_step(transformer, tokens, masked, m0, ratio, settings,\n",
+                                       "                mask_token_id, generator=None):\n",
+                                       "    # YOUR CODE HERE\n", "    raise NotImplementedError()\n"]}],
+                 "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def one_error_line(argv, capsys) -> tuple[int, str]:
+    """The exit status and THE line on stderr (a test fails if there are more)."""
+    code = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return code, lines[0]
+
+
+@pytest.mark.parametrize("command", ["inpaint", "experiment"])
+@pytest.mark.parametrize("file, text, fragment", [
+    ("input_wrong.py", WRONG_STEP, "fails its check: decode.keeps_least_confident"),
+    ("input_calls_labcore.py", CALLS_LABCORES, "fails its check: decode.uses_reference; "),
+    ("input_raises.py", RAISES, "fails its check: decode.error; ZeroDivisionError: division by zero"),
+    ("input_stub.ipynb", json.dumps(STUB_NOTEBOOK), "fails its check: not done yet"),
+], ids=["keeps least confident", "calls labcore's step", "raises", "notebook stub"])
+def test_a_step_that_fails_its_check_is_refused_before_any_work(command, file, text, fragment, tiny_files, tmp_path,
+                                                                 capsys):
+    from labcore.checkers import MISTAKES
+
+    (tmp_path / file).write_text(text)
+    spec = f"{tmp_path / file}:decode_step"
+    code, err = one_error_line([command, "--step", spec, "--limit", "2", "--device", "cpu", "--no-progress",
+                                "-o", str(tmp_path / "out"), *tiny_files], capsys)
+    assert code == 2 and err.startswith(f"labcore {command}: error: --step {spec} {fragment}"), err
+    assert "notebook 03" in err
+    if "decode." in fragment and "decode.error" not in fragment:                 # the first mistake's fix
+        assert MISTAKES[fragment.split(": ")[1].split(";")[0]].fix in err
+    assert leftovers(tmp_path) == []                                       # no output folder
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("{tmp}/input_missing.py:decode_step", "no such file"),
+    ("{tmp}/input_step.py:decode_stp", "has no decode_stp"),
+    ("{tmp}/input_syntax.py:decode_step", "SyntaxError"),
+    ("{tmp}/input_step.py", "expected FILE.py:NAME"),
+], ids=["missing file", "missing function", "syntax error", "no function named"])
+def test_a_step_that_cannot_be_loaded_is_one_error_line(spec, fragment, tiny_files, tmp_path, capsys):
+    (tmp_path / "input_step.py").write_text(CALLS_LABCORES)
+    (tmp_path / "input_syntax.py").write_text("def decode_step(:\n")
+    spec = spec.format(tmp=tmp_path)
+    code, err = one_error_line(["inpaint", "--step", spec, "--limit", "2", "-o", str(tmp_path / "out"),
+                                *tiny_files], capsys)
+    assert code == 2 and err.startswith(f"labcore inpaint: error: --step {spec}: ") and fragment in err, err
+    assert leftovers(tmp_path) == []
+
+
+def test_experiment_step_and_variants_do_not_mix(tmp_path, capsys):
+    code, err = one_error_line(["experiment", "--variants", "--step", "mine.py:decode_step", "-o", str(tmp_path)],
+                               capsys)
+    assert code == 2 and "--variants measures labcore's classic mistakes" in err and "mine.py:decode_step" in err
+    assert leftovers(tmp_path) == []

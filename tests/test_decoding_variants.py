@@ -60,9 +60,10 @@ def test_variants_by_name():
     base = DecodingSettings(total_iter=4)
     assert dv.variant("order=halton").settings(base) == base.replace(order="halton")
     assert dv.variant("sample_temperature_anneal").settings(base).sample_temperature_anneal is True
+    assert dv.variant("remask").settings(base) == base.replace(remask=dv.REMASK_ETA) and 0 < dv.REMASK_ETA < 1
     assert all(dv.variant(name).name == name for name in dv.MEASURED_VARIANTS)
     with pytest.raises(ValueError, match="unknown variant 'decode.typo'; choose from order=halton, "
-                                         "sample_temperature_anneal, decode.predicts_mask_token"):
+                                         "sample_temperature_anneal, remask, decode.predicts_mask_token"):
         dv.variant("decode.typo")
 
 

@@ -97,13 +97,16 @@ def test_experiment_rows_in_order_both_token_rules(experiment_rows):
         best = min(iterative0, key=lambda r: float(r["fid"]))
         repeated = [r for r in rule if r["total_iter"] == "2" and r["seed"] == "1"]
         assert [(r["schedule"], r["sweet_spot"]) for r in repeated] == [(best["schedule"], best["sweet_spot"])]
-        assert len(decoding(rows, tokens=tokens, paste_known="True")) == 1
+        pasted = decoding(rows, tokens=tokens, paste_known="True")   # one-shot and the best, every seed
+        assert sorted((r["total_iter"], r["seed"]) for r in pasted) == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+        assert {(r["schedule"], r["sweet_spot"]) for r in pasted if r["total_iter"] == "2"} == \
+            {(best["schedule"], best["sweet_spot"])}
     # baselines, one-shot x 2 rules, grid, sweet spot, seeds, paste known: in that order
     phases = [r["kind"][:6] if r["kind"] in (ORACLE, MEAN_FILL) else
               ("paste" if r["paste_known"] == "True" else "seed" if r["seed"] == "1" else
                "sweet" if r["sweet_spot"] != r["total_iter"] else "T" + r["total_iter"]) for r in rows]
     assert phases == ["oracle", "baseli", "T1", "T1", "T2", "T2", "T2", "T2", "sweet", "sweet",
-                      "seed", "seed", "seed", "seed", "paste", "paste"]
+                      "seed", "seed", "seed", "seed"] + ["paste"] * 8
 
 
 def test_experiment_columns_and_measures(experiment_rows):
@@ -185,7 +188,7 @@ def test_resume_computes_nothing_when_done(experiment_rows, tmp_path, monkeypatc
     monkeypatch.setattr(fid_files, "load_or_compute_stats", must_not_run)
     monkeypatch.setattr(MaskGit, "decode_tokens", must_not_run)
     assert main([*ARGS, "-o", str(tmp_path)]) == 0
-    assert "labcore experiment: note: FID from 16 images: below 2048 samples FID is biased" in capsys.readouterr().err
+    assert "labcore experiment: note: FID from 16 images is biased upwards" in capsys.readouterr().err
     assert (tmp_path / "experiments.csv").read_bytes() == before
 
 
@@ -200,7 +203,7 @@ def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, ca
                         scored.append(torch.is_tensor(source)) or compute_stats(source, *a, **k))
     monkeypatch.setenv("LABCORE_FAST", "1")
     assert main([*ARGS, "-o", str(tmp_path)]) == 0
-    assert "labcore experiment: note: FID from 16 images: below 2048 samples FID is biased" in capsys.readouterr().err
+    assert "labcore experiment: note: FID from 16 images is biased upwards" in capsys.readouterr().err
     assert scored.count(True) == 3                                 # the 3 missing rows, nothing else
     again = (tmp_path / "experiments.csv").read_text().splitlines(keepends=True)
     assert again[:14] == lines[:14]
@@ -342,7 +345,7 @@ def test_experiment_sweeps_choice_temperatures_and_orders(tmp_path, monkeypatch,
     monkeypatch.setenv("LABCORE_FAST", "1")
     assert main(argv) == 0
     rows = read_results(tmp_path / "experiments.csv")
-    plan, sweep = rows[:6], rows[6:]                               # baselines, T=1, T=2, S=1, paste; then the sweep
+    plan, sweep = rows[:7], rows[7:]                     # baselines, T=1, T=2, S=1, paste T=1 and T=2; then the sweep
     assert {(r.choice_temperature, r.order) for r in plan[2:]} == {(4.5, "confidence")}
     best = min((r for r in plan if r.kind == "maskgit" and not r.paste_known), key=lambda r: r.fid)
     assert [(r.choice_temperature, r.order) for r in sweep] == [(0.0, "confidence"), (0.0, "halton"),
@@ -360,7 +363,7 @@ def test_experiment_sweeps_choice_temperatures_and_orders(tmp_path, monkeypatch,
 def test_demo_on_eight_images(tmp_path, capsys):
     assert main(["demo", "--limit", "8", "--device", "cpu", "--out", str(tmp_path), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "labcore demo: note: FID from 8 images: below 2048 samples FID is biased" in err
+    assert "labcore demo: note: FID from 8 images is biased upwards" in err
     assert all(line.startswith("labcore demo: note: ") for line in err.splitlines()), err  # no bar, no raw warning
     for folder in ("test_results", "mask_scheduling", "imga"):
         assert len(list((tmp_path / folder).glob("*.png"))) == 8

@@ -125,7 +125,8 @@ def test_an_unknown_schema_is_refused(tmp_path):
 
 def test_the_experiment_package_is_small_and_never_imports_the_grading_package():
     """One idea a module, each under ~250 lines, no function over 50; product code never imports
-    labcore.checkers (the grading package imports the product, not the other way round)."""
+    labcore.checkers (the grading package imports the product, not the other way round; the command
+    line, which serves both, is the one exception: tests/test_packaging.py)."""
     package = REPO_ROOT / "labcore"
     for path in sorted((package / "experiment").glob("*.py")):
         source = path.read_text()
@@ -134,7 +135,7 @@ def test_the_experiment_package_is_small_and_never_imports_the_grading_package()
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert node.end_lineno - node.lineno + 1 <= 50, f"{path.name}: {node.name} is over 50 lines"
     for path in package.rglob("*.py"):
-        if "checkers" in path.relative_to(package).parts:
+        if path.relative_to(package).parts[0] in ("checkers", "cli"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
@@ -174,9 +175,10 @@ def test_the_plan_runs_its_stages_on_the_best_settings_so_far():
         [(0.0, "cosine", 4, S) for S in (1, 2, 3)] + [(1.0, "linear", 4, S) for S in (1, 2, 3)]
     assert [(r.sample_temperature, r.schedule, r.total_iter, r.seed) for r in stages["more_seeds"]] == \
         [(0.0, ONE_SHOT, 1, 1), (0.0, "cosine", 4, 1), (1.0, ONE_SHOT, 1, 1), (1.0, "linear", 4, 1)]
-    # the best setting of any T: argmax's is iterative, sampled's one-shot (75 < 80)
-    assert [(r.sample_temperature, r.total_iter, r.paste_known) for r in stages["paste_known"]] == \
-        [(0.0, 4, True), (1.0, 1, True)]
+    # one-shot and the best iterative setting, pasted, every seed (the first seed's rows first)
+    assert [(r.seed, r.sample_temperature, r.schedule, r.total_iter, r.paste_known) for r in stages["paste_known"]] == \
+        [(sd, t, schedule, T, True) for sd in (0, 1)
+         for t, schedule, T in ((0.0, ONE_SHOT, 1), (0.0, "cosine", 4), (1.0, ONE_SHOT, 1), (1.0, "linear", 4))]
     assert [(r.sample_temperature, r.schedule, r.total_iter, r.choice_temperature, r.order)
             for r in stages["tau_order_sweep"]] == [(0.0, "cosine", 4, 0.0, "confidence"),
                                                     (1.0, "linear", 4, 0.0, "confidence")]

@@ -119,10 +119,23 @@ def test_frechet_distance_matches_closed_form_and_notes_below_2048(caplog):
         warnings.simplefilter("always")
         assert fid.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
         assert fid.frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
-    assert not caught and not [m for m in notes(caplog) if "2048" in m]  # 5000 samples: no bias note
+    assert not caught and not [m for m in notes(caplog) if "biased" in m]  # 5000 samples: no bias note
     fid.frechet_distance(fid.Stats(mu1, np.diag(s1), count=16), b)
-    assert notes(caplog) == ["FID from 16 images: below 2048 samples FID is biased upwards; compare only scores "
-                             "computed on the same number of images"]
+    assert notes(caplog) == ["FID from 16 images is biased upwards (the fewer the images, the more; more images "
+                             "shrink the bias but never remove it); compare only scores computed on the same number "
+                             "of images"]
+
+
+def test_two_halves_of_the_real_test_set_show_the_small_sample_bias(shipped):
+    """Notebook 04's "predict first": two disjoint halves of the shuffled real test set (true FID 0)
+    score above 0 at every size, less the more images they hold; one half against itself scores 0."""
+    order = np.random.default_rng(0).permutation(len(shipped))          # the notebook's split
+    a, b = shipped[order[:375]], shipped[order[375:]]                    # (375, 2048) each
+    values = [fid.frechet_distance(fid.stats_of_activations(a[:n]), fid.stats_of_activations(b[:n]), note_few=False)
+              for n in (50, 100, 200, 375)]
+    assert all(v > 0 for v in values) and values == sorted(values, reverse=True), values
+    same = fid.stats_of_activations(a)
+    assert fid.frechet_distance(same, same, note_few=False) == pytest.approx(0, abs=1e-6)
 
 
 @pytest.mark.slow  # one 2048x2048 sqrtm in pytorch-fid: ~25 s on an idle 2-core CPU
@@ -135,7 +148,7 @@ def test_frechet_distance_matches_pytorch_fid_below_2048(shipped, caplog):
     expected = fid.pytorch_fid_distance(a, b)
     got = fid.frechet_distance(a, b)
     from_mu_sigma = fid.frechet_distance(without_features(a), without_features(b))  # the eigh route
-    assert len([m for m in notes(caplog) if "FID from 375 images: below 2048" in m]) == 3
+    assert len([m for m in notes(caplog) if "FID from 375 images is biased upwards" in m]) == 3
     assert expected > 10                                            # really different sets
     assert got == pytest.approx(expected, rel=1e-6)
     assert from_mu_sigma == pytest.approx(expected, rel=1e-6)
@@ -197,7 +210,7 @@ def test_cli_fid_of_identical_sets_is_zero(gt16, tmp_path, capsys):
     assert main(["fid", str(gt16), str(csv), "--json", "--cache-dir", str(tmp_path / "cache"),
                  "--device", "cpu", "--batch-size", "8"]) == 0
     out, err = capsys.readouterr()
-    assert "labcore fid: note: FID from 16 images: below 2048" in err
+    assert "labcore fid: note: FID from 16 images is biased upwards" in err
     result = json.loads(out)
     assert result["n_pred"] == result["n_ref"] == 16
     assert result["fid"] == pytest.approx(0, abs=1e-6)
@@ -213,9 +226,9 @@ def test_cli_fid_on_20_images_speaks_in_notes_only(shipped, tmp_path, capsys):
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert lines and all(line.startswith(("labcore fid: note: FID weights: ",
-                                          "labcore fid: note: FID from 20 images: "))
+                                          "labcore fid: note: FID from 20 images "))
                          for line in lines), err
-    assert "labcore fid: note: FID from 20 images: below 2048 samples FID is biased upwards" in err
+    assert "labcore fid: note: FID from 20 images is biased upwards" in err
     assert out.startswith("FID ") and float(out.split()[1]) == pytest.approx(0, abs=1e-3)
 
 

@@ -4,7 +4,11 @@ each special case (endless loop, syntax error, deleted or edited locked cell, mi
 notebook) costs only what it touches and says so, and grading mode gives the verdicts of a full run.
 
 The slow tests share two grading runs (fast mode): the small synthetic class in grading mode, and
-two of its submissions (planted mistakes, the untouched release) executed in full."""
+two submissions (its planted mistakes, the untouched release) executed in full. Each notebook runs
+only as often as a check needs it: the release is graded once, whole (its grading-mode verdicts are
+those of the planted student's comparison, the same cut); notebooks without points run in neither
+full run, since the release ships them as they are solved, without outputs (tested below), and
+nbval executes the solved copies."""
 
 import html
 import importlib
@@ -26,6 +30,10 @@ gradeplan = importlib.import_module("gradeplan")
 synthetic = importlib.import_module("synthetic_class")
 
 GRADED = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))  # the solved notebooks, as committed
+# the notebooks whose points come from check cells (06's written answers are graded by hand: a full
+# run has nothing of theirs to compare, and nbval executes 06)
+WITH_POINTS = [p for p in GRADED if p.name in {plan.name for plan in gradeplan.graded_plans(GRADED)
+                                               if any(not check.manual for check in plan.checks)}]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -80,27 +88,29 @@ def small_class(released, tmp_path_factory):
     return folder
 
 
-def _grade(paths, out: Path, full: bool):
+def _grade(paths, out: Path, full: bool, notebooks=GRADED):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABCORE_FAST", "1")  # CI's fast mode: fewer training steps and samples, also in the full run
         options = classgrade.Options(jobs=2, full=full, out=out, progress=False, limit=1200 if full else 50)
-        rows, _ = classgrade.grade_class(paths, options, GRADED)
+        rows, _ = classgrade.grade_class(paths, options, notebooks)
     class_report.write_all(rows, out, [1.0], 1.0, 2, "full" if full else "grading")
     return {(r.student, r.notebook, r.grade_id): r for r in rows}
 
 
 @pytest.fixture(scope="module")
 def graded(small_class, tmp_path_factory):
-    """The small class graded in grading mode: {(student, notebook, grade id): Row}, the output folder."""
+    """The small class but the release, graded in grading mode: {(student, notebook, grade id): Row},
+    the output folder."""
     out = tmp_path_factory.mktemp("out")
-    return _grade([small_class], out, full=False), out
+    students = sorted(p for p in small_class.iterdir() if p.is_dir() and p.name != "release")
+    return _grade(students, out, full=False), out
 
 
 @pytest.fixture(scope="module")
 def full(small_class, tmp_path_factory):
-    """The planted mistakes and the untouched release, every notebook executed whole."""
+    """The planted mistakes and the untouched release, every notebook with points executed whole."""
     out = tmp_path_factory.mktemp("full")
-    return _grade([small_class / "planted", small_class / "release"], out, full=True), out
+    return _grade([small_class / "planted", small_class / "release"], out, full=True, notebooks=WITH_POINTS), out
 
 
 @pytest.mark.slow
@@ -119,7 +129,9 @@ def test_release_hides_solutions_and_hidden_tests(released):
             shown = {line.strip() for line in _outside(cell.source)}  # a hidden test may repeat a visible line
             leaked = [line for line in secret if line in mine[grade_id].source and line not in shown]
             assert not leaked, f"{shipped.name}, cell {grade_id}: solution or hidden-test code released: {leaked}"
-            if gradeplan.meta(cell).get("solution"):
+            if gradeplan.meta(cell).get("solution") and cell.cell_type == "markdown":  # a written answer (06)
+                assert mine[grade_id].source == gradeplan.ANSWER_STUB, f"{shipped.name}, {grade_id}: answer released"
+            elif gradeplan.meta(cell).get("solution"):
                 exercises += 1
                 assert "raise NotImplementedError()" in mine[grade_id].source
         nb = nbformat.read(shipped, as_version=4)
@@ -133,7 +145,21 @@ def test_release_hides_solutions_and_hidden_tests(released):
 
 
 @pytest.mark.slow
-def test_every_score_is_as_planted(graded, small_class):
+def test_a_notebook_without_check_cells_is_released_as_solved(released):
+    """The full grading runs leave out the notebooks without check cells (05; 06, whose points are
+    written answers graded by hand): nbval's run of the solved copy is theirs too, since the release
+    holds the same code cells (without outputs)."""
+    without = [p for p in GRADED if p not in WITH_POINTS]
+    assert without, "every notebook has check cells: nothing is left out of the full runs"
+    for solved in without:
+        shipped = nbformat.read(released[1] / solved.name, as_version=4).cells
+        mine = nbformat.read(solved, as_version=4).cells
+        assert [c.source for c in shipped if c.cell_type == "code"] == \
+            [c.source for c in mine if c.cell_type == "code"], solved.name
+
+
+@pytest.mark.slow
+def test_every_score_is_as_planted(graded, full, small_class):
     """Every check cell of every planted submission gets exactly its expected points, and a planted
     mistake's id is in what its check printed (and in grades.csv)."""
     rows, out = graded
@@ -146,9 +172,10 @@ def test_every_score_is_as_planted(graded, small_class):
             assert want["mistake"] in row.mistakes, (want, row)
     written = {(r["student"], r["grade_id"]): r for r in class_report.read_csv(out / "grades.csv")}
     assert "decode.shared_gumbel" in written["planted", "check_decode_step"]["mistakes"].split()
-    for row in rows.values():
-        if row.student == "release":
-            assert row.points == 0 and "not done yet (the stub)" in row.notes, row
+    released = [row for row in full[0].values() if row.student == "release"]
+    assert len(released) == sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    for row in released:
+        assert row.points == 0 and "not done yet (the stub)" in row.notes, row
 
 
 @pytest.mark.slow
@@ -174,8 +201,8 @@ def test_grading_mode_gives_the_verdicts_of_a_full_run(graded, full):
     points and mistake ids as every notebook executed whole."""
     short, _ = graded
     whole, _ = full
-    compared = [key for key in whole if key[0] in ("planted", "release")]
-    assert len(compared) == 2 * sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    compared = [key for key in whole if key[0] == "planted"]
+    assert len(compared) == sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
     for key in compared:
         assert (short[key].points, short[key].mistakes) == (whole[key].points, whole[key].mistakes), key
 
@@ -187,11 +214,11 @@ def test_release_runs_top_to_bottom_untouched(full):
     with labcore's reference."""
     _, out = full
     executed = sorted((out / "autograded" / "release" / course.ASSIGNMENT).glob("*.ipynb"))
-    assert [p.name for p in executed] == [p.name for p in GRADED]
+    assert [p.name for p in executed] == [p.name for p in WITH_POINTS]
     for path in executed:
         for cell in nbformat.read(path, as_version=4).cells:
             meta = gradeplan.meta(cell)
-            if meta.get("grade"):
+            if meta.get("grade") and cell.cell_type == "code":      # a check (a written answer prints nothing)
                 assert "not done yet" in _printed(cell), f"{path.name}: {meta['grade_id']} printed {_printed(cell)!r}"
                 continue
             errors = [f"{o.ename}: {o.evalue}" for o in cell.get("outputs", []) if o.output_type == "error"]

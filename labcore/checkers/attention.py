@@ -1,4 +1,4 @@
-"""Checker of exercise 1, multi-head self-attention (Vaswani et al. 2017).
+"""Checker of exercise 2, multi-head self-attention (Vaswani et al. 2017).
 
 What the student writes (the course's naming; ``labcore.course_format`` loads either layout)::
 

@@ -1,4 +1,4 @@
-"""Exercise 1's explicit math with the classic mistakes as switches, and the comparison with
+"""Exercise 2's explicit math with the classic mistakes as switches, and the comparison with
 ``torch.nn.MultiheadAttention`` that names the mistakes reproducing a wrong output."""
 
 from __future__ import annotations

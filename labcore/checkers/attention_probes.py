@@ -1,4 +1,4 @@
-"""Exercise 1's checker, running the student's module: watched calls (inputs changed in place,
+"""Exercise 2's checker, running the student's module: watched calls (inputs changed in place,
 labcore's attention reached at run time), the type of what comes back, the gradients, and the
 training-mode probe (is the dropout the one on the attention weights?).
 

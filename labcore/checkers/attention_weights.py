@@ -1,4 +1,4 @@
-"""The weights of an attention module, read and written whatever its layout (exercise 1).
+"""The weights of an attention module, read and written whatever its layout (exercise 2).
 
 A student's ``MultiHeadAttention`` names its projections either ``qkv`` (fused, rows
 [all q | all k | all v]) or ``query``/``key``/``value`` (or ``q``/``k``/``v``), and ``proj`` (or

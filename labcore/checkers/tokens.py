@@ -1,4 +1,4 @@
-"""Checker of exercise 2, images to tokens (the VQGAN of Esser et al. 2021 as MaskGIT's tokenizer).
+"""Checker of exercise 1, images to tokens (the VQGAN of Esser et al. 2021 as MaskGIT's tokenizer).
 
 What the student writes::
 

@@ -1,5 +1,6 @@
 """``labcore experiment``: the schedule x iterations FID table (the work: ``labcore.experiment``;
-the variants it measures: ``labcore.decoding_variants``)."""
+the variants it measures: ``labcore.decoding_variants``), with labcore's step or, ``--step``, a
+student's step that passed its checker (``labcore.cli.inpaint.checked_step``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import argparse
 import itertools
 from pathlib import Path
 
+from labcore.cli.inpaint import STEP_HELP, checked_step
 from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
-from labcore.decoding_variants import MEASURED_VARIANTS, variant
+from labcore.decoding_variants import CORRECT_STEP, MEASURED_VARIANTS, variant
 from labcore.experiment import ITERATIONS, SAMPLE_TEMPERATURES, Experiment, Plan, previous_rows, run_plan, run_variants
 from labcore.model_files import load_maskgit
 from labcore.paths import EMOJI64_DIR, RESULTS_DIR
@@ -47,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (logs of background runs)")
     for name in ("vqgan-config", "vqgan-weights", "transformer-config", "transformer-weights"):
         parser.add_argument(f"--{name}", help="default: the bundled model")
+    parser.add_argument("--step", metavar="FILE.py:FUNCTION", default=None,
+                        help=STEP_HELP + "; every row is decoded with it (its name in the step column), not "
+                        "with --variants")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -56,6 +61,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     variants = args.variants is not None
     args.schedules = args.schedules or (["cosine"] if variants else list(COURSE_SCHEDULES))
     args.iterations = args.iterations or ([8] if variants else list(ITERATIONS))
+    if variants and args.step:
+        raise ValueError("--variants measures labcore's classic mistakes against labcore's step: run it "
+                         f"without --step {args.step}")
     if variants:
         if len(args.schedules) != 1 or len(args.iterations) != 1:
             raise ValueError("--variants decodes one setting: give one --schedules and one --iterations, got "
@@ -80,6 +88,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_arguments(args)
+    step_name, step = checked_step(args.step) if args.step else (CORRECT_STEP, None)  # judged before any work
     limit, schedules, iterations, seeds = args.limit, args.schedules, args.iterations, args.seeds
     if fast_mode():  # a tiny subset: 16 images, T <= 2, at most 2 schedules and 2 seeds
         limit = min(limit or 16, 16)
@@ -89,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
                            args.transformer_weights)
     test_set = InpaintingTestSet(args.data_root, normalization_for(maskgit.normalization, args.data_root))
     out = Path(args.output_dir)
-    previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature)  # fails before work
-    exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress)
+    previous_rows(out, min(limit or len(test_set), len(test_set)), args.choice_temperature, step_name)  # before work
+    exp = Experiment(maskgit, test_set, limit, args.batch_size, args.device, progress=not args.no_progress,
+                     own_steps={step_name: step} if step else None)
     if args.variants is not None:
         base = DecodingSettings(schedule=schedules[0], total_iter=iterations[0],
                                 choice_temperature=args.choice_temperature, seed=args.seed)
@@ -98,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         plan = Plan(tuple(schedules), tuple(sorted(set(iterations))), tuple(dict.fromkeys(args.sample_temperatures)),
                     seeds, DecodingSettings(choice_temperature=args.choice_temperature, seed=args.seed),
-                    tuple(dict.fromkeys(args.choice_temperatures)), tuple(dict.fromkeys(args.orders)))
+                    tuple(dict.fromkeys(args.choice_temperatures)), tuple(dict.fromkeys(args.orders)),
+                    step=step_name)
         runner = run_plan(exp, out, plan)
     print((out / "experiments.md").read_text())
     print(f"{runner.computed} rows computed, {len(runner.rows) - runner.computed} read from before; "

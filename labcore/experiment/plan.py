@@ -9,7 +9,8 @@ from the rows known so far (a later stage repeats or extends the best setting of
 ``sweet_spot_sweep``  stop after S < T steps, at the largest T on each rule's best schedule;
 ``more_seeds``        one-shot and each rule's best iterative setting again with the other seeds, so that
                       a difference can be told from seed noise;
-``paste_known``       the known input pixels put back over each rule's best setting;
+``paste_known``       the known input pixels put back over one-shot and each rule's best iterative
+                      setting, every seed;
 ``tau_order_sweep``   only when asked: each rule's best iterative setting again at every choice
                       temperature x decoding order.
 
@@ -51,7 +52,8 @@ def best_row(rows: list[Row], sample_temperature: float | None = None, seed: int
 class Plan:
     """The settings of a run: schedules x iterations (T) per token rule (sample temperature),
     ``seeds`` seeds from ``base.seed``, the choice temperature ``base.choice_temperature``; and the
-    sweep's choice temperatures x orders (both empty: no sweep)."""
+    sweep's choice temperatures x orders (both empty: no sweep); every row decoded with ``step``
+    (``CORRECT_STEP``: labcore's; a student's step's name with ``labcore experiment --step``)."""
     schedules: tuple[str, ...]
     iterations: tuple[int, ...]
     sample_temperatures: tuple[float, ...]
@@ -59,11 +61,13 @@ class Plan:
     base: DecodingSettings
     choice_temperatures: tuple[float, ...] = ()
     orders: tuple[str, ...] = ()
+    step: str = CORRECT_STEP
 
     def setting(self, t: float, schedule: str, T: int, S: int | None = None, paste: bool = False,
                 seed: int | None = None, **changes) -> Row:
         return decoding_setting(self.base, sample_temperature=t, schedule=schedule, total_iter=T, sweet_spot=S,
-                                paste_known=paste, seed=self.base.seed if seed is None else seed, **changes)
+                                paste_known=paste, seed=self.base.seed if seed is None else seed, step=self.step,
+                                **changes)
 
     def best(self, rows: list[Row], t: float, iterative: bool = True) -> Row | None:
         return best_row(rows, t, self.base.seed, iterative, self.base.choice_temperature)
@@ -81,7 +85,7 @@ class Plan:
         rows; one pair of the sweep may be done already)."""
         grid = len(self.schedules) * len([T for T in self.iterations if T > 1])
         per_rule = ((1 in self.iterations) + grid + len(sweet_spots(max(self.iterations)))
-                    + 2 * (self.seeds - 1) + 1 + len(self.sweep))
+                    + 2 * (self.seeds - 1) + 2 * self.seeds + len(self.sweep))
         return 2 + len(self.sample_temperatures) * per_rule
 
     # ----------------------------------------------------------------------------- the stages
@@ -115,8 +119,15 @@ class Plan:
         return out
 
     def paste_known(self, rows: list[Row]) -> list[Row]:
-        tops = [(t, self.best(rows, t, iterative=False)) for t in self.sample_temperatures]
-        return [self.setting(t, top.schedule, top.total_iter, top.sweet_spot, paste=True) for t, top in tops if top]
+        """One-shot and each rule's best iterative setting again with the known pixels pasted back,
+        every seed (the first seed of each first): what to submit is then picked on seed means."""
+        tops = []
+        for t in self.sample_temperatures:
+            best = self.best(rows, t)
+            tops += ([(t, ONE_SHOT, 1, 1)] if 1 in self.iterations else []) + \
+                    ([(t, best.schedule, best.total_iter, best.sweet_spot)] if best else [])
+        return [self.setting(t, schedule, T, S, paste=True, seed=sd)
+                for sd in range(self.base.seed, self.base.seed + self.seeds) for t, schedule, T, S in tops]
 
     def tau_order_sweep(self, rows: list[Row]) -> list[Row]:
         tops = [(t, self.best(rows, t)) for t in self.sample_temperatures]

@@ -90,6 +90,8 @@ def results_markdown(rows: list[Row], with_aims: bool = True) -> str:
                    "seed. " if seeds else "")
                 + "s/row: the wall seconds each row took as it ran" + (" (mean over seeds)" if seeds else "")
                 + ", whatever else the machine was doing: a record, not a benchmark.")
+        own = sorted({e.step for e in entries if e.is_decoding and not e.is_variant} - {CORRECT_STEP, None})
+        note = (f"Decoded with the step {', '.join(own)} (--step), not labcore's. " if own else "") + note
         checked = aims(entries) if with_aims else []
         lines += ["", note] + (["", *checked] if checked else [])
     if variant_costs(entries):
@@ -108,6 +110,7 @@ def _setting_label(entries: list[Entry]):
             return e.kind
         text = f"{e.kind}, {e.order}, tau {e.choice_temperature:g}"
         text += ", sample temperature annealed" if e.anneal else ""
+        text += f", remask {e.remask:g}" if e.remask else ""
         return text + (f", {e.step}" if e.step not in (CORRECT_STEP, None) else "")
     return label
 
@@ -160,7 +163,7 @@ def _baseline_aims(plan: list[Entry]) -> list[str]:
 @dataclass(frozen=True)
 class Cost:
     """A variant's entry beside its reference: the entry of the same token rule and setting decoded
-    correctly (labcore's step, confidence order, no annealing)."""
+    correctly (labcore's step, confidence order, no annealing, no re-masking)."""
     entry: Entry
     reference: Entry
 

@@ -3,7 +3,8 @@ its measures; and ``experiments.csv``, the one schema the rows are kept in.
 
 A baseline row has a kind and nothing else of a setting (``None``: an empty CSV cell). A decoding
 row has every setting column: the token rule, schedule, T, sweet spot S, paste known, choice
-temperature, order, annealing, the step (``CORRECT_STEP`` or a classic mistake's id) and the seed.
+temperature, order, annealing, re-masking (ReMDM's eta), the step (``CORRECT_STEP``, a classic
+mistake's id or the name of a student's step, ``labcore experiment --step``) and the seed.
 T = 1 is schedule-free: schedule ``ONE_SHOT`` (gamma(1) = 0 for every schedule). Rows have no
 dilation column: the experiment decodes the course's latent mask.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..csv_tables import csv_text, read_csv
 from ..decoding import DecodingSettings
-from ..decoding_variants import CORRECT_STEP, token_rule, variant
+from ..decoding_variants import CORRECT_STEP, MISTAKE_IDS, token_rule, variant
 from ..runtime import atomic_write_text
 from ..schedules import COURSE_SCHEDULES
 
@@ -43,6 +44,7 @@ class Row:
     choice_temperature: float | None = None
     order: str | None = None
     anneal: bool | None = None
+    remask: float | None = None
     step: str | None = None
     seed: int | None = None
     fid: float | None = None
@@ -57,18 +59,22 @@ class Row:
 
     @property
     def variant(self) -> str:
-        """What a decoding row changed: a mistake's id, an idea of ``IDEAS``, or ``CORRECT_STEP``."""
-        if self.step not in (CORRECT_STEP, None):
+        """What a decoding row changed: a mistake's id, an idea of ``IDEAS``, or ``CORRECT_STEP`` (the
+        run's own step: labcore's, or a student's, which a folder never mixes with labcore's)."""
+        if self.step in MISTAKE_IDS:
             return self.step
         if self.order == "halton":
             return "order=halton"
+        if self.remask:
+            return "remask"
         return "sample_temperature_anneal" if self.anneal else CORRECT_STEP
 
     @property
     def is_variant(self) -> bool:
-        """Decoded with a classic mistake's step or with the sample temperature annealed (the
-        Halton order is also a choice of the choice-temperature x order sweep)."""
-        return self.step not in (CORRECT_STEP, None) or bool(self.anneal)
+        """Decoded with a classic mistake's step, with the sample temperature annealed or with
+        re-masking (the Halton order is also a choice of the choice-temperature x order sweep). A
+        student's step (``--step``) is no variant: its run's grid is its own."""
+        return self.step in MISTAKE_IDS or bool(self.anneal) or bool(self.remask)
 
     def settings(self) -> DecodingSettings:
         """The ``DecodingSettings`` a decoding row decodes with (``ONE_SHOT``: the first course schedule)."""
@@ -76,7 +82,7 @@ class Row:
                                 sweet_spot=self.sweet_spot, choice_temperature=self.choice_temperature,
                                 sample_temperature=self.sample_temperature, seed=self.seed,
                                 paste_known=self.paste_known, order=self.order or "confidence",
-                                sample_temperature_anneal=bool(self.anneal))
+                                sample_temperature_anneal=bool(self.anneal), remask=self.remask or 0.0)
 
     def key(self) -> tuple:
         """The setting, the seed and the image count: a resumed run skips a row whose key is done."""
@@ -93,6 +99,7 @@ class Row:
         text = f"{self.tokens} tokens, {self.schedule} T={self.total_iter} S={self.sweet_spot}"
         text += f", {self.order} order" if self.order not in ("confidence", None) else ""
         text += ", sample temperature annealed" if self.anneal else ""
+        text += f", remask {self.remask:g}" if self.remask else ""
         text += f", step {self.step}" if self.step not in (CORRECT_STEP, None) else ""
         text += f", tau {self.choice_temperature:g}" if tau is not None and self.choice_temperature != tau else ""
         return text + (", paste known" if self.paste_known else "") + f", seed {self.seed}"
@@ -103,7 +110,7 @@ SETTING_FIELDS = FIELDS[:FIELDS.index("seed")]
 KEY_FIELDS = SETTING_FIELDS + ["seed", "images"]
 MEASURES = ("fid", "psnr_masked", "token_acc", "seconds")
 # Columns added after the first results were written, and what an older CSV's decoding rows were.
-LATER_FIELDS = {"order": "confidence", "anneal": False, "step": CORRECT_STEP}
+LATER_FIELDS = {"order": "confidence", "anneal": False, "remask": 0.0, "step": CORRECT_STEP}
 
 
 def run_schedule(schedule: str) -> str:
@@ -113,7 +120,8 @@ def run_schedule(schedule: str) -> str:
 
 def decoding_setting(settings: DecodingSettings | None = None, step: str = CORRECT_STEP, **changes) -> Row:
     """The row to compute for ``settings`` with keyword ``changes`` (e.g. ``sample_temperature=1.0,
-    total_iter=8``), validated, decoded with ``step`` (``CORRECT_STEP`` or a classic mistake's id)."""
+    total_iter=8``), validated, decoded with ``step`` (``CORRECT_STEP``, a classic mistake's id or a
+    student's step's name)."""
     if "schedule" in changes:
         changes["schedule"] = run_schedule(changes["schedule"])          # ONE_SHOT names no schedule
     s = DecodingSettings.resolve(settings, **changes)
@@ -122,7 +130,7 @@ def decoding_setting(settings: DecodingSettings | None = None, step: str = CORRE
                sample_temperature=s.sample_temperature, schedule=ONE_SHOT if one_shot else s.schedule,
                total_iter=s.total_iter, sweet_spot=s.steps, paste_known=s.paste_known,
                choice_temperature=s.choice_temperature, order=s.order, anneal=s.sample_temperature_anneal,
-               step=step, seed=s.seed)
+               remask=s.remask, step=step, seed=s.seed)
 
 
 def variant_setting(name: str, settings: DecodingSettings | None = None, **changes) -> Row:
@@ -151,8 +159,9 @@ def _parse(name: str, text: str | None):
 
 
 def read_results(path: str | Path) -> list[Row]:
-    """The rows of an ``experiments.csv``. A file from before the ``order``, ``anneal`` or ``step``
-    column reads as what it was (``LATER_FIELDS``: confidence order, no annealing, labcore's step);
+    """The rows of an ``experiments.csv``. A file from before the ``order``, ``anneal``, ``remask`` or
+    ``step`` column reads as what it was (``LATER_FIELDS``: confidence order, no annealing, no
+    re-masking, labcore's step);
     any other set of columns is an error that names them."""
     columns, cells = read_csv(path)
     missing = [k for k in FIELDS if k not in columns]

@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..decoding import DecodingSettings
-from ..decoding_variants import MEASURED_VARIANTS
+from ..decoding_variants import CORRECT_STEP, MEASURED_VARIANTS, MISTAKE_IDS
 from ..runtime import atomic_write_text
 from .figures import save_figures
 from .plan import STAGES, Plan, variant_plan
@@ -30,10 +30,11 @@ def write_results(rows: list[Row], out_dir: Path) -> None:
     save_figures(rows, out_dir)
 
 
-def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list[Row]:
+def previous_rows(out_dir: Path, images: int, choice_temperature: float, step: str = CORRECT_STEP) -> list[Row]:
     """The rows of an earlier run in ``out_dir`` (none if there is no experiments.csv). They must
     be scored on as many images, with the same choice temperature (that of the first decoding row;
-    the sweep adds others): one table holds numbers that compare."""
+    the sweep adds others) and decoded with the same step (labcore's or a student's; the classic
+    mistakes of ``--variants`` aside): one table holds numbers that compare."""
     path = Path(out_dir) / "experiments.csv"
     rows = read_results(path) if path.is_file() else []
     counts = sorted({r.images for r in rows})
@@ -44,6 +45,10 @@ def previous_rows(out_dir: Path, images: int, choice_temperature: float) -> list
     if tau is not None and tau != float(choice_temperature):
         raise ValueError(f"{path} holds rows with choice temperature {tau:g}, "
                          f"this run uses {choice_temperature:g}: use another --output-dir")
+    others = sorted({r.step or CORRECT_STEP for r in rows if r.is_decoding and r.step not in MISTAKE_IDS} - {step})
+    if others:
+        raise ValueError(f"{path} holds rows decoded with step {', '.join(others)}, this run decodes with {step}: "
+                         "one table compares one step's settings; use another --output-dir")
     return rows
 
 
@@ -55,11 +60,13 @@ def say(line: str) -> None:
 
 class Runner:
     """Runs rows in order, skipping those already in ``out_dir/experiments.csv``; writes the
-    results after every new row. ``computed`` counts the rows this run computed."""
+    results after every new row. ``computed`` counts the rows this run computed; ``step``: the
+    step the run decodes with (``previous_rows``)."""
 
-    def __init__(self, exp: Experiment, out_dir: Path, choice_temperature: float, total: int):
+    def __init__(self, exp: Experiment, out_dir: Path, choice_temperature: float, total: int,
+                 step: str = CORRECT_STEP):
         self.exp, self.out_dir = exp, Path(out_dir)
-        self.rows = previous_rows(self.out_dir, exp.count, choice_temperature)
+        self.rows = previous_rows(self.out_dir, exp.count, choice_temperature, step)
         self.tau = float(choice_temperature)
         self.done: dict[tuple, Row] = {}
         for r in self.rows:
@@ -99,7 +106,7 @@ class Runner:
 
 def run_plan(exp: Experiment, out_dir: Path, plan: Plan) -> Runner:
     """The plan's stages in order (``plan.STAGES``); returns the runner (its rows and its count)."""
-    runner = Runner(exp, out_dir, plan.base.choice_temperature, plan.size())
+    runner = Runner(exp, out_dir, plan.base.choice_temperature, plan.size(), plan.step)
     for stage in STAGES:
         runner.run(getattr(plan, stage)(runner.rows))
     return runner.finish()

@@ -38,14 +38,17 @@ def load_test_tensors(test_set: InpaintingTestSet, limit: int | None = None, pro
 class Experiment:
     """Scores inpainting settings on one test set with one MaskGit: FID against the ground truth,
     PSNR of the holes and token accuracy. The reference statistics and the tokens are computed on
-    first use, so a resumed run with nothing left to do computes neither."""
+    first use, so a resumed run with nothing left to do computes neither. ``own_steps``: step
+    column -> step function, beside labcore's (a student's step, ``labcore experiment --step``)."""
 
     def __init__(self, maskgit: MaskGit, test_set: InpaintingTestSet, limit: int | None = None,
-                 batch_size: int = 64, device: str = "auto", fid_batch_size: int = 50, progress: bool = True):
+                 batch_size: int = 64, device: str = "auto", fid_batch_size: int = 50, progress: bool = True,
+                 own_steps: dict | None = None):
         self.device = pick_device(device)
         self.maskgit = maskgit.to(self.device).eval()
         self.test_set, self.norm = test_set, test_set.normalization
         self.batch_size, self.fid_batch_size, self.progress = batch_size, fid_batch_size, progress
+        self.own_steps = dict(own_steps or {})
         data = load_test_tensors(test_set, limit, progress)
         self.images, self.masks, self.targets = data["image"], data["mask"], data["target"]  # (N,3|1|3,64,64)
         self.targets01 = self.norm.denormalize(self.targets).clamp(0, 1)          # (N,3,64,64) in [0,1]
@@ -75,8 +78,8 @@ class Experiment:
 
     @cached_property
     def steps(self) -> dict:
-        """Step column -> step function: labcore's ``decode_step`` and every classic mistake."""
-        return {CORRECT_STEP: decode_step, **classic_steps(self.maskgit)}
+        """Step column -> step function: labcore's ``decode_step``, every classic mistake, ``own_steps``."""
+        return {CORRECT_STEP: decode_step, **classic_steps(self.maskgit), **self.own_steps}
 
     def fid_of(self, images01: torch.Tensor) -> float:
         """FID of (N, 3, 64, 64) images in [0, 1] against the ground truth (the small-sample note

@@ -163,12 +163,13 @@ def sweet_spot_figure(item: dict, results: dict[str, InpaintResult], normalizati
 
 
 def decoded_at_step(trace: DecodingTrace, index: int = 0) -> torch.Tensor:
-    """(16, 16) long: the step t at which each token of image ``index`` was decoded (kept), 0 for
-    known tokens and -1 for tokens still masked when decoding stopped (sweet spot S < T)."""
+    """(16, 16) long: the step t at which each token of image ``index`` was decoded (kept; the last
+    such step where re-masking (``remask``) decoded it again), 0 for known tokens and -1 for tokens
+    still masked when decoding stopped (sweet spot S < T)."""
     masks = trace.masks()[:, index].cpu()                                       # (S+1, 16, 16)
     newly = masks[:-1] & ~masks[1:]                                             # (S, 16, 16) decoded at step s+1
     steps = torch.arange(1, len(newly) + 1)[:, None, None]                      # (S, 1, 1)
-    at = (newly.long() * steps).sum(0)                                          # (16, 16)
+    at = (newly.long() * steps).amax(0)                                         # (16, 16) the last step
     return torch.where(masks[-1], torch.full_like(at, -1), at)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import class_report
 import classgrade
 import course
+import gradeplan
 
 
 def main(argv=None) -> None:
@@ -54,22 +55,40 @@ def main(argv=None) -> None:
 
 
 def summary(rows) -> str:
-    """Per student and notebook: points, the checks that lost points (with their mistake ids), notes."""
+    """Per student and notebook: points, the checks that lost points (with their mistake ids), notes;
+    written answers (notebook 06) as the points still to grade by hand, apart from the checks'."""
     lines, width = [], max((len(r.student) for r in rows), default=0)
     per = {}
     for r in rows:
         per.setdefault((r.student, r.notebook), []).append(r)
     for (student, notebook), mine in per.items():
-        got, most = sum(r.points for r in mine), sum(r.max_points for r in mine)
+        checks = [r for r in mine if not r.manual]
+        got, most = sum(r.points for r in checks), sum(r.max_points for r in checks)
         lost = [f"{r.grade_id} (-{r.max_points - r.points:g}{': ' + ' '.join(r.mistakes) if r.mistakes else ''})"
-                for r in mine if r.points < r.max_points]
-        notes = sorted({n for r in mine for n in r.notes})
-        lines.append(f"{student:<{width}}  {notebook:<32} {got:g} / {most:g}"
+                for r in checks if r.points < r.max_points]
+        notes = sorted({n for r in mine for n in r.notes} - {gradeplan.TO_GRADE})
+        score = " ".join(filter(None, [f"{got:g} / {most:g}" if checks else "",
+                                       hand_text([r for r in mine if r.manual])]))
+        lines.append(f"{student:<{width}}  {notebook:<32} {score}"
                      + ("  lost: " + ", ".join(lost) if lost else "")
                      + ("  notes: " + "; ".join(notes) if notes else ""))
+    hand = class_report.by_hand(rows)
     for student, (got, most) in class_report.totals(rows).items():
-        lines.append(f"{student:<{width}}  {'total':<32} {got:g} / {most:g}")
+        lines.append(f"{student:<{width}}  {'total':<32} {got:g} / {most:g}"
+                     + (f" + {hand[student]:g} to grade by hand" if hand.get(student) else ""))
     return "\n".join(lines)
+
+
+def hand_text(answers) -> str:
+    """The written answers of one notebook: the points left to grade by hand (one left empty scores 0)."""
+    if not answers:
+        return ""
+    pending = [r for r in answers if class_report.to_grade(r)]
+    empty = len(answers) - len(pending)
+    if not pending:
+        return f"0 / {sum(r.max_points for r in answers):g} (written answers: all {empty} left empty)"
+    return (f"{sum(r.max_points for r in pending):g} points to grade by hand (written answers: {len(pending)} to "
+            "grade" + (f", {empty} left empty: 0 points)" if empty else ")"))
 
 
 if __name__ == "__main__":

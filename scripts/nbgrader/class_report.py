@@ -1,6 +1,8 @@
 """What a grading run writes: grades.csv (one row per student and graded cell), and the class
 report (class-report.md + class-report.png): per exercise the pass rate and the mistakes with how
-many students made each, so a TA sees what to teach again."""
+many students made each, so a TA sees what to teach again. Written answers (notebook 06) have no
+points until a TA grades them: their points cell is empty, noted "to grade by hand", and they are
+counted apart from the checks' points."""
 
 from __future__ import annotations
 
@@ -8,24 +10,33 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from gradeplan import TO_GRADE
+
 FIELDS = ["student", "notebook", "grade_id", "points", "max_points", "mistakes", "notes"]
 
 
 def write_csv(rows, path: Path) -> Path:
-    """grades.csv: mistakes space-separated, notes joined by '; '."""
+    """grades.csv: mistakes space-separated, notes joined by '; '; points empty for a written answer
+    still to grade by hand."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(FIELDS)
         for r in rows:
-            out.writerow([r.student, r.notebook, r.grade_id, f"{r.points:g}", f"{r.max_points:g}",
-                          " ".join(r.mistakes), "; ".join(r.notes)])
+            points = "" if to_grade(r) else f"{r.points:g}"       # a written answer: the TA's to fill in
+            out.writerow([r.student, r.notebook, r.grade_id, points, f"{r.max_points:g}", " ".join(r.mistakes),
+                          "; ".join(r.notes)])
     return path
 
 
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def to_grade(row) -> bool:
+    """A written answer that a TA still has to grade (nbgrader gave it no points)."""
+    return row.manual and TO_GRADE in row.notes
 
 
 def exercises(rows) -> dict[str, list]:
@@ -39,7 +50,7 @@ def exercises(rows) -> dict[str, list]:
 def summary(rows) -> list[dict]:
     """Per check: name, points, students, passed, pass rate, mistakes [(id, students)], notes [(note, students)]."""
     out = []
-    for grade_id, mine in exercises(rows).items():
+    for grade_id, mine in exercises([r for r in rows if not r.manual]).items():
         passed = sum(r.points >= r.max_points for r in mine)
         mistakes = Counter(i for r in mine for i in set(r.mistakes))
         notes = Counter(n for r in mine for n in set(r.notes))
@@ -50,22 +61,49 @@ def summary(rows) -> list[dict]:
 
 
 def totals(rows) -> dict[str, tuple[float, float]]:
-    """student -> (points, max points)."""
+    """student -> (points, max points) of the checks (written answers: ``by_hand``)."""
     out: dict[str, tuple[float, float]] = {}
     for r in rows:
+        if r.manual:
+            continue
         got, most = out.get(r.student, (0.0, 0.0))
         out[r.student] = (got + r.points, most + r.max_points)
     return out
 
 
+def by_hand(rows) -> dict[str, float]:
+    """student -> the points of their written answers still to grade by hand (0: none, or all left empty)."""
+    out: dict[str, float] = {}
+    for r in rows:
+        if r.manual:
+            out[r.student] = out.get(r.student, 0.0) + r.max_points * to_grade(r)
+    return out
+
+
+def hand_section(rows) -> list[str]:
+    """The written answers: where a TA reads them, and how many are left empty."""
+    answers = [r for r in rows if r.manual]
+    if not answers:
+        return []
+    notebooks = ", ".join(sorted({r.notebook for r in answers}))
+    empty = sum(not to_grade(r) for r in answers)
+    ids = ", ".join(dict.fromkeys(r.grade_id for r in answers))
+    return ["", "## To grade by hand", "",
+            f"{len(answers) - empty} written answers of the class ({notebooks}: {ids}) have no points until a TA "
+            "grades them: read each in `autograded/<student>/maskgit_lab/` (or the feedback HTML) beside the model "
+            "answers and what a good answer covers (the solved notebooks/), and fill in their empty `points` "
+            f"in grades.csv. {empty} answers were left empty: 0 points, nothing to grade."]
+
+
 def markdown(rows, seconds: list[float], wall: float, jobs: int, mode: str) -> str:
     table = summary(rows)
-    scores = totals(rows)
+    scores, hand = totals(rows), by_hand(rows)
     most = max((m for _, m in scores.values()), default=0)
     mean = sum(g for g, _ in scores.values()) / max(1, len(scores))
+    aside = " (the checks; the written answers: below)" if any(hand.values()) else ""
     lines = [f"# Class report: {len(scores)} submissions",
              "",
-             f"Mean score {mean:.1f} / {most:g}; graded in {wall:.0f} s with {jobs} workers in {mode} mode "
+             f"Mean score {mean:.1f} / {most:g}{aside}; graded in {wall:.0f} s with {jobs} workers in {mode} mode "
              f"({wall / max(1, len(scores)):.0f} s per submission; one submission took {min(seconds, default=0):.0f}-"
              f"{max(seconds, default=0):.0f} s).",
              "",
@@ -79,14 +117,16 @@ def markdown(rows, seconds: list[float], wall: float, jobs: int, mode: str) -> s
         named = ", ".join(f"`{i}` ({n})" for i, n in e["mistakes"]) or "-"
         lines.append(f"| {e['check']} | {e['notebook']} | {e['points']:g} | {e['passed']} of {e['students']} | "
                      f"{e['rate']:.0%} | {named} |")
-    said = {(r.student, r.notebook, n) for r in rows for n in r.notes}   # a note once per student and notebook
+    said = {(r.student, r.notebook, n) for r in rows for n in r.notes if n != TO_GRADE}  # once per student, notebook
     notes = Counter((notebook, note) for _, notebook, note in said)
     if notes:
         lines += ["", "## Notes (what broke; each costs only the checks it names)", "",
                   "| notebook | note | students |", "|---|---|---|"]
         lines += [f"| {nb} | {note} | {n} |" for (nb, note), n in sorted(notes.items())]
+    lines += hand_section(rows)
     lines += ["", "## Scores", "", "| student | points |", "|---|---|"]
-    lines += [f"| {s} | {g:g} / {m:g} |" for s, (g, m) in scores.items()]
+    for s, (g, m) in scores.items():
+        lines.append(f"| {s} | {g:g} / {m:g}" + (f" + {hand[s]:g} to grade by hand" if hand.get(s) else "") + " |")
     return "\n".join(lines) + "\n"
 
 

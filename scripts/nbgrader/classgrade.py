@@ -66,6 +66,7 @@ class Row:
     max_points: float
     mistakes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    manual: bool = False     # a written answer: nbgrader gives it no points, a TA does (note gradeplan.TO_GRADE)
 
 
 def submissions_of(paths: list[Path]) -> list[Path]:
@@ -172,9 +173,10 @@ def grade_one(submission: Path, template: Path, plans, options: Options, work: P
             score, _, manual = scores.get(check.grade_id, [0.0, check.points, False])
             said = (before.get("", []) + before.get(check.grade_id, [])
                     + after.get("", []) + after.get(check.grade_id, []))
-            said += ["needs manual grade"] * bool(manual) + [failure] * bool(failure)
+            said += [gradeplan.TO_GRADE if check.manual else "needs manual grade"] * bool(manual)
+            said += [failure] * bool(failure)
             rows.append(Row(student, plan.name, check.grade_id, float(score or 0), check.points,
-                            ids.get(check.grade_id, []), list(dict.fromkeys(said))))
+                            ids.get(check.grade_id, []), list(dict.fromkeys(said)), check.manual))
     keep_outputs(root, student, options.out)
     if not options.keep:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -182,7 +184,7 @@ def grade_one(submission: Path, template: Path, plans, options: Options, work: P
 
 
 def failed_rows(student: str, plans, why: str) -> list[Row]:
-    return [Row(student, p.name, c.grade_id, 0.0, c.points, [], [why]) for p in plans for c in p.checks]
+    return [Row(student, p.name, c.grade_id, 0.0, c.points, [], [why], c.manual) for p in plans for c in p.checks]
 
 
 def keep_outputs(root: Path, student: str, out: Path) -> None:

@@ -17,6 +17,8 @@ import nbformat
 
 MISTAKE_ID = re.compile(r"\[([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\]")  # "[decode.shared_gumbel]" in a report
 TIMEOUT_ERROR = "CellTimeoutError"  # nbgrader's Execute.error_on_timeout names a stopped cell so
+ANSWER_STUB = "YOUR ANSWER HERE"    # nbgrader's ClearSolutions.text_stub: a written answer as released
+TO_GRADE = "to grade by hand"       # the note of a written answer nbgrader leaves to a TA (no points yet)
 
 
 def meta(cell) -> dict:
@@ -29,6 +31,7 @@ class Check:
     grade_id: str            # the graded (check) cell
     points: float
     exercises: list[str] = field(default_factory=list)  # grade ids of the exercise cells it checks
+    manual: bool = False     # a written answer (nbgrader: grade and solution), graded by hand: no check runs
 
 
 @dataclass
@@ -56,8 +59,8 @@ def read_plan(path: Path) -> NotebookPlan:
     the graded cell named ``check_<exercise>`` when there is one, else by the first graded cell after it."""
     cells = [c for c in nbformat.read(path, as_version=4).cells if meta(c).get("grade_id")]
     ids = [meta(c)["grade_id"] for c in cells]
-    checks = [Check(path.name, meta(c)["grade_id"], float(meta(c).get("points", 0)))
-              for c in cells if meta(c).get("grade")]
+    checks = [Check(path.name, meta(c)["grade_id"], float(meta(c).get("points", 0)),
+                    manual=bool(meta(c).get("solution"))) for c in cells if meta(c).get("grade")]
     by_id = {c.grade_id: c for c in checks}
     for i, cell in enumerate(cells):
         if meta(cell).get("solution") and not meta(cell).get("grade"):
@@ -88,7 +91,8 @@ def _same(submitted: str, released: str) -> bool:
 def open_submitted(path: Path, plan: NotebookPlan, truncate: bool) -> tuple[object | None, dict[str, list[str]]]:
     """The submitted notebook as nbgrader will grade it (None: nothing to grade) and the notes on
     it, per check grade id ("" = the whole notebook). ``truncate``: drop every cell after the last
-    one that nbgrader knows (grading mode: later cells only demonstrate, they cannot change a grade)."""
+    code cell that nbgrader knows (grading mode: later cells only demonstrate, they cannot change a
+    grade) but the markdown cells it knows (written answers and their questions: nothing runs)."""
     notes: dict[str, list[str]] = {}
     if not path.is_file():
         return None, {"": ["notebook missing: 0 points for it"]}
@@ -108,7 +112,9 @@ def open_submitted(path: Path, plan: NotebookPlan, truncate: bool) -> tuple[obje
             notes.setdefault(where, []).append(f"locked cell {grade_id} edited: graded as released")
     if truncate:
         known = [i for i, c in enumerate(nb.cells) if meta(c).get("grade_id") in plan.order]
-        nb.cells = nb.cells[:known[-1] + 1] if known else []
+        runs = [i for i in known if nb.cells[i].cell_type == "code"]
+        cut = runs[-1] + 1 if runs else 0
+        nb.cells = nb.cells[:cut] + [nb.cells[i] for i in known if i >= cut]
     return nb, notes
 
 
@@ -150,7 +156,7 @@ def read_autograded(path: Path, plan: NotebookPlan, limit: float) -> tuple[dict[
         notes.setdefault(check.grade_id, []).extend(pending + found)
         pending = []
         if grade_id == check.grade_id:
-            if "not done yet" in _text(cell):
+            if "not done yet" in _text(cell) or (check.manual and cell.source.strip() == ANSWER_STUB):
                 notes[check.grade_id].append("not done yet (the stub)")
             ids[grade_id] = list(dict.fromkeys(MISTAKE_ID.findall(_text(cell))))
     if pending:

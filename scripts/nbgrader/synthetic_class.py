@@ -10,6 +10,7 @@ exercise; the first ones carry a special case each (SPECIAL: an endless loop, a 
 deleted check cell, an edited locked cell, a missing notebook, a file that is not JSON) and their
 other mistakes stay out of that notebook.
 A mistake costs the points of the check cell of its exercise (read from the notebooks' metadata).
+Written answers (notebook 06) are expected at 0 points: nbgrader leaves them to a TA.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def expected_rows(spec: Spec, plans) -> list[dict]:
             named = [row[4] for row in spec.planted if row[0] == plan.name and row[1] in check.exercises]
             hit = [c for c in spec.special if SPECIAL[c][0] == plan.name and SPECIAL[c][2]
                    and SPECIAL[c][1] in (check.grade_id, *check.exercises)]
-            lost = lost_notebook or bool(named) or bool(hit)
+            lost = lost_notebook or bool(named) or bool(hit) or check.manual   # a written answer: 0 until a TA
             rows.append({"student": spec.name, "notebook": plan.name, "grade_id": check.grade_id,
                          "points": f"{0 if lost else check.points:g}", "max_points": f"{check.points:g}",
                          "mistake": " ".join(named), "special": " ".join(
