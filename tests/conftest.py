@@ -59,9 +59,9 @@ def tiny_files(tmp_path_factory) -> list[str]:
 # finish is a short one: the nbgrader runs, then the notebooks and the tests that decode or score
 # hundreds of images (seconds measured in fast mode, README "CI"); the rest keep their order.
 LONGEST_FIRST = ("tests/test_grading.py", "notebooks/06_report.ipynb", "notebooks/04_fid.ipynb",
-                 "tests/test_experiment.py", "notebooks/05_decoding_mistakes.ipynb", "notebooks/03_iterative_decoding.ipynb",
-                 "notebooks/02_train_stage2.ipynb", "tests/test_fid.py", "notebooks/00_tokens.ipynb",
-                 "tests/test_student_lab.py")
+                 "tests/test_experiment.py", "notebooks/05_decoding_mistakes.ipynb",
+                 "notebooks/03_iterative_decoding.ipynb", "notebooks/02_train_stage2.ipynb", "tests/test_fid.py",
+                 "notebooks/00_tokens.ipynb", "tests/test_student_lab.py")
 
 
 def pytest_collection_modifyitems(config, items):
