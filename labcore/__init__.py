@@ -34,6 +34,7 @@ Tooling, layered (a module imports only its own layer or those below; tests/test
 - ``decoding_variants``  named decoding variants the experiment measures: the classic mistakes
                      (one table of wrong lines), the Halton order, the annealed sample temperature
 - ``inpaint``        decoding the test set (the job), or one image for a figure (``inpaint_one``)
+- ``student_code``   a student's function from their .py file or notebook (``--step``, notebook 06)
 - ``viz/`` / ``widgets``  figures that only draw (a trace or a result in, a bare Figure out) / the
                      interactive decoding panel (decodes with ``inpaint``, then draws with ``viz``)
 - ``experiment/``    the FID experiment: typed rows and their CSV, the plan's named stages,

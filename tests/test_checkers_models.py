@@ -21,14 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from labcore.checkers import (
-    MISTAKES,
-    check_attention,
-    check_encode_to_z,
-    check_frechet_distance,
-    check_gamma,
-    mistakes_of,
-)
+from labcore.checkers import (MISTAKES, check_attention, check_encode_to_z, check_frechet_distance, check_gamma,
+                              mistakes_of)
 
 EXERCISES = ("attention", "encode", "gamma", "frechet")
 CHECKERS = {"attention": check_attention, "encode": check_encode_to_z, "gamma": check_gamma,

@@ -20,16 +20,8 @@ import torch.nn.functional as F
 
 import labcore.checkers.report as report
 import labcore.checkers.training as training
-from labcore.checkers import (
-    check_configure_optimizers,
-    check_gamma,
-    check_mask_tokens,
-    check_masked_loss,
-    check_masking,
-    check_train_one_epoch,
-    check_training_loop,
-    yours_or_reference,
-)
+from labcore.checkers import (check_configure_optimizers, check_gamma, check_mask_tokens, check_masked_loss,
+                              check_masking, check_train_one_epoch, check_training_loop, yours_or_reference)
 from labcore.checkers.fixtures import tiny_transformer
 from labcore.checkers.masking import reference_mask_tokens, reference_masked_loss
 from labcore.checkers.training import reference_configure_optimizers, reference_train_one_epoch

@@ -20,22 +20,9 @@ from labcore.data import InpaintingTestSet, normalization_for
 from labcore.decoding import DecodingSettings
 from labcore.decoding_variants import with_mistakes
 from labcore.demo import DEMO_SETTING
-from labcore.experiment import (
-    FIELDS,
-    MEAN_FILL,
-    ONE_SHOT,
-    ORACLE,
-    aggregate,
-    fid_figure,
-    load_test_tensors,
-    read_results,
-    results_markdown,
-    summary_figure,
-    sweep_figure,
-    variant_costs,
-    variants_figure,
-    write_results,
-)
+from labcore.experiment import (FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, aggregate, fid_figure, load_test_tensors,
+                                read_results, results_markdown, summary_figure, sweep_figure, variant_costs,
+                                variants_figure, write_results)
 from labcore.maskgit import MaskGit, latent_mask
 from labcore.model_files import load_bundled_maskgit
 from labcore.paths import EMOJI64_DIR, REPO_ROOT
@@ -145,7 +132,7 @@ def test_experiment_table_shows_mean_and_std_over_seeds(experiment_rows):
     md = (out / "experiments.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")][1:]
     settings = {tuple(r[k] for k in FIELDS[:8]) for r in rows}
-    assert len(table) == len(settings) == len(rows) - 4           # 4 rows are second seeds of a setting
+    assert len(table) == len(settings) == len(rows) - 8           # 8 rows are second seeds of a setting
     for tokens in ("argmax", "sampled"):
         seeds = [float(r["fid"]) for r in decoding(rows, tokens=tokens, total_iter="1")]
         cell = f"{statistics.fmean(seeds):.2f} ± {statistics.stdev(seeds):.2f}"
@@ -171,7 +158,7 @@ def test_table_footnote_explains_only_what_the_table_holds(experiment_rows):
 
 def test_small_sample_note_given_once(experiment_rows):
     _, rows, messages = experiment_rows
-    assert len(rows) == 16
+    assert len(rows) == 22
     assert len([m for m in messages if "biased" in m]) == 1       # not once per row
 
 
@@ -196,7 +183,7 @@ def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, ca
     out, rows, _ = experiment_rows
     shutil.copytree(out, tmp_path, dirs_exist_ok=True)
     lines = (out / "experiments.csv").read_text().splitlines(keepends=True)
-    (tmp_path / "experiments.csv").write_text("".join(lines[:1 + 13]))  # killed after 13 of 16 rows
+    (tmp_path / "experiments.csv").write_text("".join(lines[:1 + 19]))  # killed after 19 of 22 rows
     scored = []  # Inception runs on inpainted images (the reference comes from a file or a path)
     compute_stats = fid_files.compute_stats
     monkeypatch.setattr(fid_files, "compute_stats", lambda source, *a, **k:
@@ -206,11 +193,11 @@ def test_resume_finishes_a_killed_run(experiment_rows, tmp_path, monkeypatch, ca
     assert "labcore experiment: note: FID from 16 images is biased upwards" in capsys.readouterr().err
     assert scored.count(True) == 3                                 # the 3 missing rows, nothing else
     again = (tmp_path / "experiments.csv").read_text().splitlines(keepends=True)
-    assert again[:14] == lines[:14]
+    assert again[:20] == lines[:20]
     settings = [k for k in FIELDS if k not in ("fid", "psnr_masked", "token_acc", "seconds")]
     finished = list(csv.DictReader(again))
     assert [[r[k] for k in settings] for r in finished] == [[r[k] for k in settings] for r in rows]
-    for new, old in zip(finished[13:], rows[13:]):                 # fixed seeds: the same numbers
+    for new, old in zip(finished[19:], rows[19:]):                 # fixed seeds: the same numbers
         assert float(new["fid"]) == pytest.approx(float(old["fid"]), abs=0.05)
         assert new["token_acc"] == old["token_acc"]
 

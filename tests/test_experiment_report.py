@@ -13,24 +13,9 @@ import pytest
 from matplotlib.colors import to_hex
 
 from labcore.decoding import DecodingSettings
-from labcore.experiment import (
-    FIELDS,
-    MEAN_FILL,
-    ONE_SHOT,
-    STAGES,
-    Plan,
-    Row,
-    aggregate,
-    fid_figure,
-    read_results,
-    results_markdown,
-    summary_figure,
-    sweep_figure,
-    variant_plan,
-    variants_figure,
-    variants_markdown,
-    write_csv,
-)
+from labcore.experiment import (FIELDS, MEAN_FILL, ONE_SHOT, STAGES, Plan, Row, aggregate, fid_figure, read_results,
+                                results_markdown, summary_figure, sweep_figure, variant_plan, variants_figure,
+                                variants_markdown, write_csv)
 from labcore.paths import REPO_ROOT
 
 RESULTS = REPO_ROOT / "docs" / "results"

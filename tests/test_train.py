@@ -22,17 +22,8 @@ import labcore.maskgit
 from labcore.__main__ import main
 from labcore.model_files import load_transformer
 from labcore.runtime import atomic_save
-from labcore.training import (
-    TrainConfig,
-    VQGANTrainConfig,
-    evaluate,
-    load_tokens,
-    make_tokens,
-    read_config_file,
-    resolve_config,
-    train,
-    train_vqgan,
-)
+from labcore.training import (TrainConfig, VQGANTrainConfig, evaluate, load_tokens, make_tokens, read_config_file,
+                              resolve_config, train, train_vqgan)
 from labcore.training.precision import autocast
 from labcore.training.runs import CSVLog, NonFiniteLoss
 from labcore.training.steps import seed_step, warmup_cosine

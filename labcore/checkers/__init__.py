@@ -43,13 +43,8 @@ from labcore.checkers.mistakes import EXERCISES, MISTAKES, Mistake, mistakes_of,
 from labcore.checkers.report import CheckResult
 from labcore.checkers.schedules import check_gamma
 from labcore.checkers.tokens import check_encode_to_z, reference_encode_to_z
-from labcore.checkers.training import (
-    check_configure_optimizers,
-    check_train_one_epoch,
-    check_training_loop,
-    reference_configure_optimizers,
-    reference_train_one_epoch,
-)
+from labcore.checkers.training import (check_configure_optimizers, check_train_one_epoch, check_training_loop,
+                                       reference_configure_optimizers, reference_train_one_epoch)
 
 __all__ = ["CheckResult", "EXERCISES", "MISTAKES", "Mistake", "check_attention", "check_configure_optimizers",
            "check_decode_step", "check_encode_to_z", "check_frechet_distance", "check_gamma", "check_mask_tokens",

@@ -47,18 +47,8 @@ from labcore.checkers.attention_math import compare, explicit_attention
 from labcore.checkers.attention_probes import drain, forward, probe_gradient, probe_train, type_finding
 from labcore.checkers.attention_weights import copy_into_torch_mha, layout, load_attention_weights, with_attention
 from labcore.checkers.fallback import record
-from labcore.checkers.report import (
-    CheckResult,
-    Finding,
-    StudentError,
-    accepts,
-    call,
-    describe,
-    fail,
-    ok,
-    run_probes,
-    uses_reference,
-)
+from labcore.checkers.report import (CheckResult, Finding, StudentError, accepts, call, describe, fail, ok, run_probes,
+                                     uses_reference)
 
 DIM, HEADS, DROP = 32, 4, 0.5          # the module built when a class is given: d_k = 8
 DIM_B, HEADS_B, DROP_B = 36, 6, 0.1    # the second one, run in float64: d_k = 6

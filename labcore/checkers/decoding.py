@@ -45,18 +45,8 @@ from labcore.checkers import decoding_laws as laws
 from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import FixedLogits
 from labcore.checkers.ownership import Watch
-from labcore.checkers.report import (
-    CheckResult,
-    call,
-    changed,
-    describe,
-    fail,
-    ok,
-    run_probes,
-    short,
-    snapshot,
-    uses_reference,
-)
+from labcore.checkers.report import (CheckResult, call, changed, describe, fail, ok, run_probes, short, snapshot,
+                                     uses_reference)
 from labcore.decoding import DecodingSettings, decode_step
 from labcore.schedules import gamma
 

@@ -20,17 +20,8 @@ import torch.nn.functional as F
 from labcore.checkers.fallback import record
 from labcore.checkers.masking import K
 from labcore.checkers.ownership import Watch
-from labcore.checkers.report import (
-    CheckResult,
-    call,
-    describe,
-    fail,
-    ok,
-    run_probes,
-    snapshot,
-    unchanged,
-    uses_reference,
-)
+from labcore.checkers.report import (CheckResult, call, describe, fail, ok, run_probes, snapshot, unchanged,
+                                     uses_reference)
 
 BL, NL = 3, 10                 # images, tokens per image: B, N and K + 1 = 9 all differ
 

@@ -27,18 +27,8 @@ import torch
 
 from labcore.checkers.fallback import record
 from labcore.checkers.ownership import Watch
-from labcore.checkers.report import (
-    CheckResult,
-    StudentError,
-    call,
-    describe,
-    fail,
-    ok,
-    run_probes,
-    snapshot,
-    unchanged,
-    uses_reference,
-)
+from labcore.checkers.report import (CheckResult, StudentError, call, describe, fail, ok, run_probes, snapshot,
+                                     unchanged, uses_reference)
 from labcore.schedules import gamma
 
 MODES = ("linear", "cosine", "square")

@@ -30,19 +30,8 @@ import torch
 
 from labcore.checkers.fallback import record
 from labcore.checkers.fixtures import tiny_transformer
-from labcore.checkers.report import (
-    CheckResult,
-    accepts,
-    call,
-    changed,
-    check_pair,
-    describe,
-    fail,
-    ok,
-    run_probes,
-    snapshot,
-    uses_reference,
-)
+from labcore.checkers.report import (CheckResult, accepts, call, changed, check_pair, describe, fail, ok, run_probes,
+                                     snapshot, uses_reference)
 from labcore.checkers.training_epoch import check_train_one_epoch
 from labcore.maskgit import mvtm_loss
 from labcore.transformer import BidirectionalTransformer

@@ -33,18 +33,8 @@ run the same command again to resume)::
 from .figures import fid_figure, save_figures, summary_figure, sweep_figure, variants_figure
 from .plan import ITERATIONS, SAMPLE_TEMPERATURES, STAGES, Plan, best_row, sweet_spots, variant_plan
 from .report import Cost, Entry, aggregate, aims, results_markdown, variant_costs, variants_markdown
-from .rows import (
-    FIELDS,
-    MEAN_FILL,
-    ONE_SHOT,
-    ORACLE,
-    Row,
-    baseline_setting,
-    decoding_setting,
-    read_results,
-    variant_setting,
-    write_csv,
-)
+from .rows import (FIELDS, MEAN_FILL, ONE_SHOT, ORACLE, Row, baseline_setting, decoding_setting, read_results,
+                   variant_setting, write_csv)
 from .runner import Runner, previous_rows, run_plan, run_variants, write_results
 from .scoring import Experiment, load_test_tensors
 

@@ -13,16 +13,8 @@
 The names notebooks and other modules use are re-exported here.
 """
 
-from labcore.training.config import (
-    PRESETS,
-    VQGAN_PRESETS,
-    TrainConfig,
-    VQGANTrainConfig,
-    read_config_file,
-    resolve_config,
-    resolve_vqgan_config,
-    tokenizer_codebook_size,
-)
+from labcore.training.config import (PRESETS, VQGAN_PRESETS, TrainConfig, VQGANTrainConfig, read_config_file,
+                                     resolve_config, resolve_vqgan_config, tokenizer_codebook_size)
 from labcore.training.evaluate import VAL_RATIOS, evaluate, evaluate_images, evaluate_test_set
 from labcore.training.precision import cpu_has_fast_bf16, use_bf16
 from labcore.training.publish import publish_run

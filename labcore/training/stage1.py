@@ -55,24 +55,11 @@ from labcore.runtime import atomic_save, atomic_write_text, pick_device, seed_ev
 from labcore.training.config import VQGANTrainConfig
 from labcore.training.evaluate import evaluate_images, save_grid
 from labcore.training.precision import autocast, use_bf16
-from labcore.training.runs import (
-    STATE_FILE,
-    CSVLog,
-    StopRequested,
-    load_run_state,
-    non_finite,
-    prepare_run_dir,
-    save_run,
-)
+from labcore.training.runs import (STATE_FILE, CSVLog, StopRequested, load_run_state, non_finite, prepare_run_dir,
+                                   save_run)
 from labcore.training.steps import seed_step, warmup_cosine
-from labcore.training.vqgan_losses import (
-    EMACodebook,
-    PatchDiscriminator,
-    VGGPerceptual,
-    adaptive_weight,
-    init_codebook_from_data,
-    restart_dead_codes,
-)
+from labcore.training.vqgan_losses import (EMACodebook, PatchDiscriminator, VGGPerceptual, adaptive_weight,
+                                           init_codebook_from_data, restart_dead_codes)
 from labcore.validate import integer
 from labcore.vqgan import VQGAN, VQGANConfig
 

@@ -38,15 +38,8 @@ from labcore.training.config import TrainConfig, tokenizer_codebook_size
 from labcore.training.ddp import DDP, all_agree, check_ranks_in_sync, process_group, wrap
 from labcore.training.evaluate import VAL_RATIOS, evaluate
 from labcore.training.precision import autocast, use_bf16
-from labcore.training.runs import (
-    STATE_FILE,
-    CSVLog,
-    StopRequested,
-    load_run_state,
-    non_finite,
-    prepare_run_dir,
-    save_run,
-)
+from labcore.training.runs import (STATE_FILE, CSVLog, StopRequested, load_run_state, non_finite, prepare_run_dir,
+                                   save_run)
 from labcore.training.steps import seed_step, warmup_cosine
 from labcore.training.tokens import load_tokens
 from labcore.transformer import BidirectionalTransformer, TransformerConfig

@@ -18,15 +18,8 @@ and redraws ``show_decoding`` when a control moves, is ``labcore.widgets``.
 
 from .attention import plot_attention_heads, plot_attention_maps
 from .curves import plot_schedules, plot_training_curves, read_csv_log
-from .decoding import (
-    DECODING_COLUMNS,
-    decoded_at_step,
-    decoding_figure,
-    decoding_order_figure,
-    show_decoding,
-    step_text,
-    sweet_spot_figure,
-)
+from .decoding import (DECODING_COLUMNS, decoded_at_step, decoding_figure, decoding_order_figure, show_decoding,
+                       step_text, sweet_spot_figure)
 from .images import image_grid, plot_codebook_usage, plot_token_maps, show_image_rows, show_images
 from .pipeline import pipeline_figure
 from .style import KNOWN, MASKED, NEW, hwc, mask_frames, to_unit
