@@ -34,6 +34,7 @@ GRADED = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))  # the solved noteboo
 # run has nothing of theirs to compare, and nbval executes 06)
 WITH_POINTS = [p for p in GRADED if p.name in {plan.name for plan in gradeplan.graded_plans(GRADED)
                                                if any(not check.manual for check in plan.checks)}]
+CHECK_CELLS = sum(not check.manual for plan in gradeplan.graded_plans(GRADED) for check in plan.checks)
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -173,7 +174,7 @@ def test_every_score_is_as_planted(graded, full, small_class):
     written = {(r["student"], r["grade_id"]): r for r in class_report.read_csv(out / "grades.csv")}
     assert "decode.shared_gumbel" in written["planted", "check_decode_step"]["mistakes"].split()
     released = [row for row in full[0].values() if row.student == "release"]
-    assert len(released) == sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    assert len(released) == CHECK_CELLS
     for row in released:
         assert row.points == 0 and "not done yet (the stub)" in row.notes, row
 
@@ -202,7 +203,7 @@ def test_grading_mode_gives_the_verdicts_of_a_full_run(graded, full):
     short, _ = graded
     whole, _ = full
     compared = [key for key in whole if key[0] == "planted"]
-    assert len(compared) == sum(len(p.checks) for p in gradeplan.graded_plans(GRADED))
+    assert len(compared) == CHECK_CELLS
     for key in compared:
         assert (short[key].points, short[key].mistakes) == (whole[key].points, whole[key].mistakes), key
 
