@@ -107,25 +107,21 @@ class Plan:
             out += [self.setting(t, best.schedule, T, S) for S in sweet_spots(T)] if best else []
         return out
 
+    def repeated(self, rows: list[Row], t: float) -> list[tuple[str, int, int | None]]:
+        """(schedule, T, S) of what a rule repeats: one-shot and its best iterative setting so far."""
+        best = self.best(rows, t)
+        return ([(ONE_SHOT, 1, 1)] if 1 in self.iterations else []) + \
+            ([(best.schedule, best.total_iter, best.sweet_spot)] if best else [])
+
     def more_seeds(self, rows: list[Row]) -> list[Row]:
-        out = []
-        for t in self.sample_temperatures:
-            best = self.best(rows, t)
-            repeat = ([(ONE_SHOT, 1, 1)] if 1 in self.iterations else []) + \
-                     ([(best.schedule, best.total_iter, best.sweet_spot)] if best else [])
-            out += [self.setting(t, schedule, T, S, seed=sd) for sd in range(self.base.seed + 1,
-                                                                             self.base.seed + self.seeds)
-                    for schedule, T, S in repeat]
-        return out
+        return [self.setting(t, schedule, T, S, seed=sd) for t in self.sample_temperatures
+                for sd in range(self.base.seed + 1, self.base.seed + self.seeds)
+                for schedule, T, S in self.repeated(rows, t)]
 
     def paste_known(self, rows: list[Row]) -> list[Row]:
         """One-shot and each rule's best iterative setting again with the known pixels pasted back,
         every seed (the first seed of each first): what to submit is then picked on seed means."""
-        tops = []
-        for t in self.sample_temperatures:
-            best = self.best(rows, t)
-            tops += ([(t, ONE_SHOT, 1, 1)] if 1 in self.iterations else []) + \
-                    ([(t, best.schedule, best.total_iter, best.sweet_spot)] if best else [])
+        tops = [(t, *setting) for t in self.sample_temperatures for setting in self.repeated(rows, t)]
         return [self.setting(t, schedule, T, S, paste=True, seed=sd)
                 for sd in range(self.base.seed, self.base.seed + self.seeds) for t, schedule, T, S in tops]
 
