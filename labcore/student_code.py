@@ -13,6 +13,10 @@
                            training starts. Cells that are not Python (a syntax error, a cell magic
                            such as ``%%writefile``) are skipped, and so are ``%`` and ``!`` lines.
 
+A name the notebook's function reads but the notebook *assigns* (02's ``mask_tokens_used =
+yours_or_reference(...)``) is therefore not bound, since binding it would run that cell's work: the
+caller binds it in the function's ``__globals__`` (notebook 06 does, for 02's training pieces).
+
 Every failure is a ValueError whose message starts with the spec: a missing file, an import or
 syntax error (the first line of the exception), no such name, a name that is not callable.
 """

@@ -7,8 +7,8 @@
 #
 # Rows: 2 baselines + per token rule (argmax, sampled) one-shot, 3 schedules x T in {2, 4, 8, 12}, a
 # sweet-spot sweep at T = 12, 2 more seeds for one-shot and the best iterative setting, paste known:
-# 44 rows; each decodes the 750 images and runs Inception on them (measured on the idle 2-core CPU:
-# one-shot rows ~73 s, T = 12 rows ~185 s; the 44 rows of docs/results sum to ~150 min of row time).
+# 54 rows; each decodes the 750 images and runs Inception on them (measured on the idle 2-core CPU:
+# one-shot rows ~73 s, T = 12 rows ~185 s; the 60 rows of docs/results (with the tau sweep) sum to ~234 min of row time).
 # Extra arguments go to `labcore experiment` (e.g. --device cuda). OUT=... picks another folder.
 # When it has finished, ship the results:  cp results/experiment750/experiments.{csv,md,png} docs/results/
 set -euo pipefail

@@ -308,9 +308,9 @@ def test_the_unmistaken_student_step_is_labcores_step_bit_for_bit(sample_tempera
     exactly what ``decode_step`` decodes (the same random draws), so a cost is that line's alone."""
     maskgit = load_bundled_maskgit().eval()
     test_set = InpaintingTestSet(EMOJI64_DIR, normalization_for(maskgit.normalization, EMOJI64_DIR))
-    batch = load_test_tensors(test_set, 24, progress=False)
-    tokens = maskgit.encode_to_z(batch["image"])                             # (24, 256)
-    masked = latent_mask(batch["mask"], patch=maskgit.patch)                 # (24, 16, 16)
+    batch = load_test_tensors(test_set, 8, progress=False)
+    tokens = maskgit.encode_to_z(batch["image"])                             # (8, 256)
+    masked = latent_mask(batch["mask"], patch=maskgit.patch)                 # (8, 16, 16)
     settings = DecodingSettings(sample_temperature=sample_temperature)
     labcores, _ = maskgit.decode_tokens(tokens, masked, settings)
     students, _ = maskgit.decode_tokens(tokens, masked, settings, step=with_mistakes())

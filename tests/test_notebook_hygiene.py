@@ -247,6 +247,21 @@ def test_04_shows_fid_bias_and_the_papers_sweet_spot():
     assert not missing, f"04_fid.ipynb does not print (re-execute it: `make notebooks`): {missing}"
 
 
+# What 00 shows as properties (issue #28): the straight-through gradient, and what commitment holds.
+STAGE1_00_PROPERTIES = ["gradient on z is the decoder's gradient at e (up to rounding): True",
+                        "without the estimator no gradient reaches z: True",
+                        "with commitment z ends closer to its code than it started: True",
+                        "without it z walks away from its code at every step: True",
+                        "without it more tokens change: True"]
+
+
+def test_00_shows_the_straight_through_gradient_and_what_commitment_holds():
+    nb = read(REPO / "notebooks" / "00_tokens.ipynb")
+    printed = "\n".join(text for _, output in outputs(nb) for _, text in output_texts(output))
+    missing = [line for line in STAGE1_00_PROPERTIES if line not in printed]
+    assert not missing, f"00_tokens.ipynb does not print (re-execute it: `make notebooks`): {missing}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_first_cell_gives_the_working_time(path):
     assert working_time(read(path)), (f"{path.name}: its first markdown cell needs a line '**Working time:** about N "

@@ -7,7 +7,9 @@
 - the whose-code table lists every exercise piece of notebooks 00-04, with its notebook and checker;
   ``judge`` runs a piece that passes, labcore's otherwise (with the mistake ids), and one it cannot load;
 - ``in_span`` hands the Fréchet distance the statistics of a subspace: the same FID.
-One slow test executes the notebook in fast mode beside the solved notebooks, 03 with a planted mistake.
+The report's first cells (settings, imports, the whose-code table) are executed beside the solved
+notebooks with a mistake planted in 03; the whole report runs once, in nbval, with every piece yours,
+and its committed outputs hold the course's figures, the FID table and the best setting.
 """
 
 from __future__ import annotations
@@ -158,10 +160,9 @@ def test_in_span_gives_the_same_frechet_distance():
 
 
 @pytest.mark.slow
-def test_the_report_runs_in_fast_mode(tmp_path, monkeypatch):
-    """Executed in fast mode beside the solved notebooks, 03's decode_step with a planted mistake:
-    no error, the table says labcore's step runs (with the mistake id) and yours for the rest, the
-    three figures, the FID table with its three schedules, the best setting."""
+def test_the_whose_code_table_names_a_planted_mistake(tmp_path, monkeypatch):
+    """The report's cells up to its whose-code table, executed beside the solved notebooks with 03's
+    decode_step planted with a mistake: labcore's step runs (with the mistake id), yours for the rest."""
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
 
@@ -173,16 +174,25 @@ def test_the_report_runs_in_fast_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("LABCORE_FAST", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     nb = nbformat.read(REPORT, as_version=4)
+    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "| piece |" in c.source)
+    nb.cells = nb.cells[:last + 1]                                  # settings, imports, the table
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    texts = ["\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", "")) for o in c.outputs)
-             for c in nb.cells if c.cell_type == "code"]
-    table = next(t for t in texts if "| piece |" in t)
+    table = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for o in nb.cells[last].outputs)
     assert "| decode_step | 03_iterative_decoding.ipynb | labcore's |" in table
     assert "decode.keeps_least_confident" in table
     assert table.count("**yours**") == 8, table
-    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert figures == 4                                             # three schedules, FID against T
-    assert all(s in "\n".join(texts) for s in ("| linear |", "| cosine |", "| square |", "best setting:"))
+
+
+def test_the_committed_report_shows_the_courses_figures_and_table():
+    """What the full-mode run left in the committed report (nbval re-executes it whole): the
+    whose-code table, the three schedules' figures and FID against T, the FID table with its three
+    schedules, the best setting."""
+    outputs = [o for c in CELLS if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    texts = "\n".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+                      for o in outputs)
+    assert texts.count("**yours**") == len(exercise_pieces()), "every piece of the solved notebooks is yours"
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4   # three schedules, FID against T
+    assert all(s in texts for s in ("| linear |", "| cosine |", "| square |", "best setting:"))
 
 
 # ----------------------------------------------------------------------------- grading: answers by hand

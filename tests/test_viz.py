@@ -265,6 +265,18 @@ def test_schedule_plot_draws_every_gamma():
         assert np.allclose(y[::50], [gamma(line.get_label())(float(r)) for r in x[::50]])
 
 
+def test_commitment_drift_draws_each_run_in_each_panel():
+    from labcore.quantization import Drift
+
+    runs = [Drift(0.25, [0.06, 0.05], [0.0, 0.1], [0.02, 0.018]), Drift(0.0, [0.06, 0.07], [0.0, 0.3], [0.02, 0.019])]
+    fig = viz.plot_commitment_drift(runs)
+    assert len(fig.axes) == 3
+    for ax, name in zip(fig.axes, ("distance", "changed", "reconstruction")):
+        assert [list(line.get_ydata()) for line in ax.lines] == [getattr(r, name) for r in runs]
+        assert [list(line.get_xdata()) for line in ax.lines] == [[1, 2], [1, 2]]
+    assert [t.get_text() for t in fig.axes[-1].get_legend().get_texts()] == ["β = 0.25", "β = 0"]
+
+
 def test_training_curves_from_csv(tmp_path):
     log = tmp_path / "log.csv"
     rows = ["step,epoch,loss,accuracy,lr,val_loss,val_accuracy"]

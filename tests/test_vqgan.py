@@ -199,3 +199,47 @@ def test_eval_vqgan_writes_metrics_and_grid(tmp_path):
     assert saved["n_images"] == 8 and (tmp_path / "recon_grid.png").is_file()
     assert 0 < saved["codebook_usage"] <= 1 and 1 <= saved["perplexity"] <= 64
     assert saved["psnr"] == pytest.approx(m["psnr"]) and 0 < saved["ssim"] < 1
+
+
+# ----------------------------------------------------------------------------- the VQ losses (notebook 00)
+
+def test_vq_terms_are_one_distance_weighted_twice():
+    """Codebook and commitment terms: the same ||z - e||^2, the second times beta; z's size beside it."""
+    from labcore import quantization
+
+    vqgan, images = VQGAN(TINY).eval(), torch.randn(3, 3, 64, 64)
+    terms = quantization.vq_terms(vqgan, images)
+    with torch.no_grad():
+        _, _, loss = vqgan.encode(images)                                   # the model's own VQ loss
+    assert terms["codebook"] + terms["commitment"] == pytest.approx(loss.item(), rel=1e-5)
+    assert terms["commitment"] == pytest.approx(TINY.beta * terms["codebook"])
+    assert terms["relative_distance"] == pytest.approx(terms["codebook"] / terms["z_squared"])
+
+
+def test_straight_through_copies_the_decoders_gradient_and_nothing_else_reaches_z():
+    from labcore import quantization
+
+    torch.manual_seed(0)
+    vqgan, images = VQGAN(TINY).eval(), torch.randn(2, 3, 64, 64)
+    grads = quantization.straight_through(vqgan, images)
+    assert grads["on_z"].abs().max() > 0
+    # equal up to the rounding of z + (e - z) in the forward pass (this random z is 40x larger than its codes)
+    assert (grads["on_z"] - grads["on_e"]).abs().max() <= 1e-4 * grads["on_z"].abs().max()
+    assert grads["without_estimator"] is None
+    assert all(p.grad is None for p in vqgan.parameters())                  # nothing accumulated in the model
+
+
+def test_commitment_drift_without_beta_walks_away_on_the_bundled_tokenizer():
+    """Notebook 00's lesson on two test images: beta pulls z back to its code, beta = 0 lets it drift,
+    and the trained tokenizer's weights are left as they were."""
+    from labcore import quantization
+
+    vqgan = load_bundled_vqgan()
+    before = {k: v.clone() for k, v in vqgan.state_dict().items()}
+    test_set = InpaintingTestSet()
+    images = torch.stack([test_set[i]["target"] for i in (0, 188)])
+    kept, free = (quantization.commitment_drift(vqgan, images, beta, steps=12) for beta in (0.25, 0.0))
+    assert len(kept.distance) == len(free.changed) == 12 and kept.changed[0] == free.changed[0] == 0
+    assert kept.distance[-1] < kept.distance[0] < free.distance[-1]
+    assert all(b > a for a, b in zip(free.distance, free.distance[1:]))
+    assert all(torch.equal(v, before[k]) for k, v in vqgan.state_dict().items())

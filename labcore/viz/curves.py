@@ -1,4 +1,5 @@
-"""Curves (notebooks 02 and 03): the mask schedules gamma(r), and training curves from CSV logs.
+"""Curves (notebooks 00, 02 and 03): the mask schedules gamma(r), training curves from CSV logs, and
+the commitment drift of stage 1 (``labcore.quantization``).
 
 ``read_csv_log`` is the one reader here: it turns a training log into float columns for plotting
 (empty cells become NaN, as a plot wants them). It stays beside the plot: the training code writes
@@ -158,5 +159,24 @@ def plot_training_curves(log: str | Path | dict, x: str = "step", columns: Seque
         ax.legend(fontsize=8 if len(curves) < 6 else 7)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_commitment_drift(drifts) -> Figure:
+    """``labcore.quantization.commitment_drift`` runs (one per beta) side by side: how far z lies
+    from its code, the share of tokens changed, and the reconstruction loss, against the step."""
+    panels = (("distance", "‖z − e‖²  (z to its code)"), ("changed", "share of tokens changed"),
+              ("reconstruction", "reconstruction loss (MSE)"))
+    fig = Figure(figsize=(11, 3.2))
+    for ax, (name, label) in zip(fig.subplots(1, 3), panels):
+        for drift in drifts:
+            values = getattr(drift, name)
+            ax.plot(range(1, len(values) + 1), values, lw=2, label=f"β = {drift.beta:g}")
+        ax.set_xlabel("gradient step on z")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("gradient steps on the encoder's output z, decoder and codebook frozen", fontsize=10)
     fig.tight_layout()
     return fig
