@@ -10,7 +10,8 @@
 - every markdown claim marked ``<!-- claims: outputs above -->`` matches the outputs: each number
   with two or more decimals in that cell is printed by a cell above it (the conclusions of 04 and
   05 quote the tables their notebooks print), and no check cell (``# NBVAL_CHECK_OUTPUT``) prints a
-  property as False; 04 shows FID's small-sample bias and the paper's sweet spot as properties;
+  property as False; 04 shows FID's small-sample bias and the paper's sweet spot, 00 the straight-through
+  gradient and what commitment holds, as properties;
 - what the student reads (issue #28): no remark on CI, nbval or fast mode in any cell (the
   ``# NBVAL_CHECK_OUTPUT`` marker line itself stays: nbval needs it), a working time in each
   notebook's first cell, and the exercises numbered 1, 2, ... in notebook order.
@@ -233,33 +234,27 @@ def test_what_the_student_reads_breaks_no_rule(path, rule):
     assert not problems, f"{path.name}: {rule}:\n  " + "\n  ".join(problems)
 
 
-# What 04 shows as properties (issue #28): two halves of the real test set (true FID 0) score above
-# 0 and less the more images they hold; the paper's sweet spot read off the 750-image table.
-FID_04_PROPERTIES = ["every FID of two real halves above 0: True", "the FID falls as N grows: True",
+# What a notebook shows as properties (issue #28), printed "...: True" by its check cells. 04: two halves
+# of the real test set (true FID 0) score above 0 and less the more images they hold; the paper's sweet
+# spot read off the 750-image table. 00: the straight-through gradient, and what commitment holds.
+PROPERTIES = {
+    "04_fid.ipynb": ["every FID of two real halves above 0: True", "the FID falls as N grows: True",
                      "sampled tokens, every schedule: lowest FID at the largest T measured (12): True",
-                     "argmax tokens, every schedule: lowest FID within one seed std of one-shot: True"]
-
-
-def test_04_shows_fid_bias_and_the_papers_sweet_spot():
-    nb = read(REPO / "notebooks" / "04_fid.ipynb")
-    printed = "\n".join(text for _, output in outputs(nb) for _, text in output_texts(output))
-    missing = [line for line in FID_04_PROPERTIES if line not in printed]
-    assert not missing, f"04_fid.ipynb does not print (re-execute it: `make notebooks`): {missing}"
-
-
-# What 00 shows as properties (issue #28): the straight-through gradient, and what commitment holds.
-STAGE1_00_PROPERTIES = ["gradient on z is the decoder's gradient at e (up to rounding): True",
+                     "argmax tokens, every schedule: lowest FID within one seed std of one-shot: True"],
+    "00_tokens.ipynb": ["gradient on z is the decoder's gradient at e (up to rounding): True",
                         "without the estimator no gradient reaches z: True",
                         "with commitment z ends closer to its code than it started: True",
                         "without it z walks away from its code at every step: True",
-                        "without it more tokens change: True"]
+                        "without it more tokens change: True"],
+}
 
 
-def test_00_shows_the_straight_through_gradient_and_what_commitment_holds():
-    nb = read(REPO / "notebooks" / "00_tokens.ipynb")
+@pytest.mark.parametrize("name", PROPERTIES)
+def test_notebook_prints_the_properties_it_teaches(name):
+    nb = read(REPO / "notebooks" / name)
     printed = "\n".join(text for _, output in outputs(nb) for _, text in output_texts(output))
-    missing = [line for line in STAGE1_00_PROPERTIES if line not in printed]
-    assert not missing, f"00_tokens.ipynb does not print (re-execute it: `make notebooks`): {missing}"
+    missing = [line for line in PROPERTIES[name] if line not in printed]
+    assert not missing, f"{name} does not print (re-execute it: `make notebooks`): {missing}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
