@@ -171,6 +171,17 @@ def test_inpaint_with_the_exported_step_writes_labcores_images(tiny_files, tmp_p
         assert all(np.array_equal(mine[k], labcores[k]) for k in mine), folder
 
 
+def test_inpaint_refuses_remask_with_a_step_before_any_work(tiny_files, tmp_path, capsys):
+    """ReMDM re-masks by the log p that labcore's step returns and a course-style step does not: refused
+    with one line before the step is judged or a model loads, nothing written."""
+    out = tmp_path / "out"
+    assert main(["inpaint", "--step", f"{exported(tmp_path)}:decode_step", "--remask", "0.5", "--no-progress",
+                 "--device", "cpu", *tiny_files, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("labcore inpaint: error: --remask 0.5 re-masks by the confidences") and err.count("\n") == 1
+    assert "--step " in err and not out.exists()
+
+
 def test_experiment_with_a_step_records_it_and_never_mixes_steps(tiny_files, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LABCORE_FAST", "1")
     out = tmp_path / "out"

@@ -107,6 +107,9 @@ def checked_step(spec: str) -> tuple[str, Callable]:
 
 def run(args: argparse.Namespace) -> int:
     settings = decoding_settings_from_args(args)  # first: a bad flag fails before any model or image is loaded
+    if args.step and settings.remask > 0:         # re-masking reads the confidences only labcore's step returns
+        raise ValueError(f"--remask {settings.remask:g} re-masks by the confidences labcore's decode_step returns; "
+                         f"--step {args.step} returns the course's (tokens, masked, filled): drop one of the two")
     step_label, step = checked_step(args.step) if args.step else (None, decode_step)  # then a student's step, judged
     # torchvision and the models load only once the flags are valid (and never for --help):
     from labcore.data import InpaintingTestSet, normalization_for  # lazy: see above
