@@ -31,8 +31,10 @@ Tooling, layered (a module imports only its own layer or those below; tests/test
 - ``training/``      both stages' training: one config system, the token cache, the loops
                      (``stage1`` VQGAN, ``stage2`` transformer), runs and exact resume, evaluation,
                      precision, DDP, publishing
+- ``quantization``   what stage 1's VQ losses do, measured on a tokenizer (notebook 00): the terms,
+                     the straight-through gradient, what commitment holds
 - ``decoding_variants``  named decoding variants the experiment measures: the classic mistakes
-                     (one table of wrong lines), the Halton order, the annealed sample temperature
+                     (one table of wrong lines), the Halton order, the annealed sample temperature, re-masking
 - ``inpaint``        decoding the test set (the job), or one image for a figure (``inpaint_one``)
 - ``student_code``   a student's function from their .py file or notebook (``--step``, notebook 06)
 - ``viz/`` / ``widgets``  figures that only draw (a trace or a result in, a bare Figure out) / the
