@@ -62,7 +62,7 @@ def straight_through(vqgan: VQGAN, images: torch.Tensor) -> dict[str, torch.Tens
     on_z, = torch.autograd.grad(F.mse_loss(vqgan.decode(z_st), images), z)
     e = _code_vectors(vqgan, indices).detach().requires_grad_()
     on_e, = torch.autograd.grad(F.mse_loss(vqgan.decode(e), images), e)
-    looked_up = _code_vectors(vqgan, vqgan.codebook(z)[1])   # argmin -> integer ids -> vectors: no path to z
+    looked_up = _code_vectors(vqgan, indices)                # argmin's integer ids -> vectors: no path to z
     without, = torch.autograd.grad(F.mse_loss(vqgan.decode(looked_up), images), z, allow_unused=True)
     return {"on_z": on_z, "on_e": on_e, "without_estimator": without}
 
